@@ -76,3 +76,19 @@ def build(name: str, *, input_shape=None, num_classes: int | None = None, **over
         if "negative" in str(err).lower() or "too small" in str(err).lower() or "non-positive" in str(err).lower():
             raise ValueError(f"input_shape {shape} is too small for {name}") from err
         raise
+
+
+def select(patterns) -> list[str]:
+    """Names for a list of names and wildcards, in the order given, without repeats; ValueError on no match."""
+    chosen: list[str] = []
+    for pattern in patterns:
+        if any(ch in pattern for ch in "*?["):
+            found = names(pattern)
+            if not found:
+                raise ValueError(f"no model matches {pattern!r}; see `python -m models`")
+        else:
+            found = [entry(pattern).name]
+        chosen.extend(n for n in found if n not in chosen)
+    if not chosen:
+        raise ValueError("no model selected")
+    return chosen

@@ -1,0 +1,1 @@
+"""cnnbench's measuring side: cost model, benchmark harness, traces and reports."""
