@@ -1,0 +1,144 @@
+"""The device a run measures on: what it is, how to wait for it, and its measured peak FLOP/s and bandwidth."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+import psutil
+import tensorflow as tf
+
+TERRAFORM_PREFIXES = ("TF_CLI_", "TF_VAR_", "TF_LOG", "TF_PLUGIN_", "TF_DATA_DIR", "TF_IN_AUTOMATION",
+                      "TF_INPUT", "TF_WORKSPACE")  # other tools' variables that share the TF_ prefix
+PEAK_MATMUL_DTYPES = {"float32": tf.float32, "mixed_float16": tf.float16, "mixed_bfloat16": tf.bfloat16}
+
+
+@dataclass(frozen=True)
+class Gpu:
+    name: str
+    compute_capability: tuple[int, int]
+
+    @property
+    def fast_precisions(self) -> tuple[str, ...]:
+        """float16 is fast from compute capability 7.0 (tensor cores), bfloat16 from 8.0."""
+        fast = ["float32"]
+        if self.compute_capability >= (7, 0):
+            fast.append("mixed_float16")
+        if self.compute_capability >= (8, 0):
+            fast.append("mixed_bfloat16")
+        return tuple(fast)
+
+
+@lru_cache(maxsize=None)
+def gpu() -> Gpu | None:
+    devices = tf.config.list_physical_devices("GPU")
+    if not devices:
+        return None
+    details = tf.config.experimental.get_device_details(devices[0])
+    return Gpu(details.get("device_name", "GPU"), tuple(details.get("compute_capability", (0, 0))))
+
+
+def device_name() -> str:
+    found = gpu()
+    return f"GPU:0 ({found.name})" if found else f"CPU ({cpu_model()})"
+
+
+def fast_precisions() -> tuple[str, ...]:
+    found = gpu()
+    return found.fast_precisions if found else ("float32",)
+
+
+def sync() -> None:
+    """Returns once every device has finished its queued work; a timed region ends here."""
+    tf.test.experimental.sync_devices()
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _best_seconds(fn, *args, repeats: int) -> float:
+    fn(*args)
+    sync()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(*args)
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def measure_peak_flops(precision: str) -> float:
+    """FLOP/s of a large square matmul in the precision's compute dtype (the best of a few runs)."""
+    n = 8192 if gpu() else 2048
+    a = tf.cast(tf.random.uniform((n, n)), PEAK_MATMUL_DTYPES[precision])
+    return 2 * n ** 3 / _best_seconds(tf.function(tf.matmul), a, a, repeats=5 if gpu() else 3)
+
+
+def measure_bandwidth() -> float:
+    """Bytes/s of an elementwise op over a large buffer: each element read once and written once."""
+    x = tf.random.uniform((64 if gpu() else 16, 2 ** 20, 4))  # 1 GiB on a GPU, 256 MiB on a CPU
+    add_one = tf.function(lambda t: t + 1.0)
+    return 2 * x.shape.num_elements() * 4 / _best_seconds(add_one, x, repeats=5)
+
+
+class Peaks:
+    """Measured once per session, on first use."""
+
+    def __init__(self):
+        self._flops: dict[str, float] = {}
+        self._bandwidth: float | None = None
+
+    def flops(self, precision: str) -> float:
+        if precision not in self._flops:
+            self._flops[precision] = measure_peak_flops(precision)
+        return self._flops[precision]
+
+    def bandwidth(self) -> float:
+        if self._bandwidth is None:
+            self._bandwidth = measure_bandwidth()
+        return self._bandwidth
+
+    def record(self) -> dict:
+        return {"peak_flops_per_s": dict(self._flops), "peak_bandwidth_bytes_per_s": self._bandwidth}
+
+
+def machine_info(peaks: Peaks) -> dict:
+    import keras
+
+    info = {
+        "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
+        "keras_backend": keras.backend.backend(), "device": device_name(),
+        "cpu_model": cpu_model(), "cpu_cores_logical": psutil.cpu_count(), "cpu_cores_physical":
+        psutil.cpu_count(logical=False), "memory_bytes": psutil.virtual_memory().total,
+        "tf_environment": {k: v for k, v in sorted(os.environ.items())
+                           if k.startswith(("TF_", "XLA_")) and not k.startswith(TERRAFORM_PREFIXES)},
+        "gpus": [],
+    }
+    build = tf.sysconfig.get_build_info()
+    for device in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(device)
+        info["gpus"].append({"name": details.get("device_name"),
+                             "compute_capability": list(details.get("compute_capability", ())),
+                             "cuda_version": build.get("cuda_version"), "cudnn_version": build.get("cudnn_version"),
+                             "driver_version": _nvidia_driver()})
+    info.update(peaks.record())
+    return info
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        with open("/proc/driver/nvidia/version") as f:
+            return f.readline().split("Kernel Module")[-1].split()[0]
+    except (OSError, IndexError):
+        return None

@@ -1,0 +1,90 @@
+"""One case, measured right: build (cached), compile timed apart, pilot, timed rounds, record."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import pytest
+import tensorflow as tf
+
+from . import device, memory
+from .matrix import Case, Matrix
+from .steps import ModelCache, inference_step, synthetic_batch, training_step
+from .timing import Budget, latency_summary_ms, pilot, plan_rounds, timed_call
+
+SCHEMA_VERSION = 1
+OOM_ERRORS = (tf.errors.ResourceExhaustedError,)
+
+
+def _oom_key(case: Case):
+    return case.model, case.mode, case.precision, case.xla
+
+
+@dataclass
+class Harness:
+    matrix: Matrix
+    budget: Budget
+    tracer: object | None = None  # bench.trace.Tracer, when traces are on
+    peaks: device.Peaks = field(default_factory=device.Peaks)
+    cache: ModelCache = field(default_factory=ModelCache)
+    out_of_memory: dict = field(default_factory=dict)  # (model, mode, precision, xla) -> smallest failing batch
+    skipped: list = field(default_factory=list)  # {"case", "reason"} for the saved JSON
+
+    def skip(self, case: Case, reason: str):
+        self.skipped.append({"case": case.id, "reason": reason})
+        pytest.skip(reason)
+
+    def check_runnable(self, case: Case) -> None:
+        if case.precision not in device.fast_precisions() and not self.matrix.explicit_precisions:
+            self.skip(case, f"{case.precision} is not fast on {device.device_name()}; name it in --precision to run it")
+        failed_at = self.out_of_memory.get(_oom_key(case))
+        if failed_at is not None and case.batch_size > failed_at:
+            self.skip(case, f"out of memory at batch {failed_at}")
+
+    def make_step(self, case: Case, model):
+        if case.mode == "infer":
+            return inference_step(model, xla=case.xla)
+        return training_step(model, xla=case.xla, precision=case.precision)
+
+    def run(self, case: Case, benchmark) -> None:
+        self.check_runnable(case)
+        benchmark.group = case.model
+        try:
+            self._measure(case, benchmark)
+        except OOM_ERRORS:
+            self.out_of_memory[_oom_key(case)] = case.batch_size
+            self.cache.clear()
+            self.skip(case, f"out of memory at batch {case.batch_size}")
+
+    def _measure(self, case: Case, benchmark) -> None:
+        model, cost = self.cache.get(case.model, case.precision, self.matrix.input_size)
+        x, y = synthetic_batch(model, case.batch_size)
+        step = self.make_step(case, model)
+        device.sync()
+        memory.reset_peak()
+        compile_s = timed_call(step, x, y)  # tracing (+ XLA compile) and the first run
+        rounds, stop_reason = plan_rounds(pilot(step, (x, y), self.budget), self.budget)
+        benchmark.pedantic(timed_call, args=(step, x, y), rounds=rounds, iterations=1, warmup_rounds=0)
+        peak_memory = memory.peak_bytes()
+        if benchmark.stats is None:  # --benchmark-disable: the step ran once, nothing to record
+            return
+        samples = list(benchmark.stats.stats.data)
+        latency = latency_summary_ms(samples)
+        median_s = latency["p50"] / 1e3
+        per_sample = cost.flops if case.mode == "infer" else cost.training_flops
+        flops_per_step = per_sample * case.batch_size
+        achieved = flops_per_step / median_s
+        benchmark.extra_info.update({
+            "schema_version": SCHEMA_VERSION, "case": case.id, "model": case.model, "mode": case.mode,
+            "batch_size": case.batch_size, "requested_batch_size": case.batch_size, "precision": case.precision,
+            "xla": case.xla, "device": device.device_name(), "input_shape": list(cost.input_shape),
+            "params": cost.params, "trainable_params": cost.trainable_params, "macs_per_sample": cost.macs,
+            "flops_per_sample": cost.flops, "activation_bytes_per_sample": cost.activation_bytes,
+            "flops_per_step": flops_per_step, "latency_ms": latency,
+            "throughput": case.batch_size / median_s, "compile_s": compile_s,
+            "achieved_tflops": achieved / 1e12, "mfu": achieved / self.peaks.flops(case.precision),
+            "peak_memory_bytes": peak_memory, "rounds": len(samples), "stop_reason": stop_reason,
+            "cv": latency["stdev"] / latency["mean"] if latency["mean"] else 0.0,
+        })
+        if self.tracer is not None:
+            benchmark.extra_info.update(self.tracer.capture(case, step, (x, y)))

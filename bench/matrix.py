@@ -1,0 +1,124 @@
+"""The benchmark matrix: which cases a run measures, from the command-line options and the device."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+MODES = ("infer", "train")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+XLA_VALUES = {"on": True, "off": False}
+INPUT_SIZES = ("default", "small")
+
+
+@dataclass(frozen=True)
+class Case:
+    model: str
+    mode: str
+    batch_size: int
+    xla: bool
+    precision: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}-{self.mode}-bs{self.batch_size}-{'xla' if self.xla else 'noxla'}-{self.precision}"
+
+
+@dataclass(frozen=True)
+class Matrix:
+    models: tuple[str, ...]
+    batch_sizes: dict = field(default_factory=dict)  # mode -> batch sizes
+    xla: tuple[bool, ...] = (False, True)
+    precisions: tuple[str, ...] = ("float32",)
+    modes: tuple[str, ...] = MODES
+    input_size: str = "default"
+    explicit_precisions: bool = False  # named by the user: run even where the device is slow at it
+    min_rounds: int = 5
+    case_seconds: float = 2.0  # time for the timed rounds of one case
+
+    def cases(self) -> list[Case]:
+        """Adjacent cases share a model and precision, so one built model serves them all."""
+        return [Case(model, mode, batch, xla, precision)
+                for model in self.models for precision in self.precisions for mode in self.modes
+                for xla in self.xla for batch in self.batch_sizes[mode]]
+
+
+ALL = ("*",)
+SMOKE_MODELS = ("lenet5", "resnet20", "conv5x5", "conv5x5_bottleneck")
+QUICK_MODELS = ("lenet5", "alexnet", "vgg16", "resnet18", "resnet50", "resnet50v2", "resnet56", "googlenet",
+                "inception_v3", "conv5x5", "conv5x5_bottleneck", "inception3a_naive", "inception3a")
+GPU_BATCHES = (1, 8, 32, 64, 128, 256)
+
+# Each preset is a Matrix with its models still as patterns; `gpu` picks the precisions the device runs fast.
+PRESETS = {
+    "smoke": lambda gpu: Matrix(SMOKE_MODELS, {"infer": (1, 8), "train": (8,)}, input_size="small",
+                                min_rounds=3, case_seconds=0.5),
+    "quick": lambda gpu: Matrix(QUICK_MODELS, {"infer": (1, 32) if gpu else (1, 8), "train": (32,) if gpu else (2,)},
+                                precisions=gpu.fast_precisions if gpu else ("float32",)),
+    "full": lambda gpu: Matrix(ALL, {"infer": GPU_BATCHES, "train": GPU_BATCHES[1:] if gpu else (2, 8)},
+                               precisions=gpu.fast_precisions if gpu else ("float32",)),
+    # What a plain run measures: the full matrix on a GPU; on a 2-core CPU what fits in 20 minutes.
+    "default": lambda gpu: PRESETS["full"](gpu) if gpu else Matrix(ALL, {"infer": (1, 8), "train": (2,)},
+                                                                   min_rounds=3),
+}
+
+
+def _split(text: str, option: str) -> list[str]:
+    items = [part.strip() for part in text.split(",")]
+    if not all(items):
+        raise ValueError(f"{option} takes a comma list with no empty items, got {text!r}")
+    return items
+
+
+def parse_batch_sizes(text: str) -> tuple[int, ...]:
+    sizes = []
+    for item in _split(text, "--batch-sizes"):
+        if not item.isdigit() or int(item) < 1:
+            raise ValueError(f"--batch-sizes takes positive integers, got {item!r}")
+        sizes.append(int(item))
+    return tuple(sorted(set(sizes)))
+
+
+def parse_choice(text: str, option: str, choices) -> tuple[str, ...]:
+    items = _split(text, option)
+    for item in items:
+        if item not in choices:
+            raise ValueError(f"{option} takes {', '.join(choices)}; got {item!r}")
+    return tuple(dict.fromkeys(items))
+
+
+def resolve(options: dict, gpu) -> Matrix:
+    """The matrix for these options (None where not given) on this device (`gpu` is falsy on a CPU).
+
+    Raises ValueError with a one-line message for bad input.
+    """
+    import models
+
+    preset = options.get("preset") or "default"
+    if preset not in PRESETS:
+        raise ValueError(f"--bench-preset takes {', '.join(PRESETS)}; got {preset!r}")
+    matrix = PRESETS[preset](gpu)
+    if options.get("models"):
+        matrix = replace(matrix, models=tuple(_split(options["models"], "--models")))
+    matrix = replace(matrix, models=tuple(models.select(matrix.models)))
+    if options.get("batch_sizes"):
+        sizes = parse_batch_sizes(options["batch_sizes"])
+        matrix = replace(matrix, batch_sizes={mode: sizes for mode in MODES})
+    if options.get("xla"):
+        matrix = replace(matrix, xla=tuple(XLA_VALUES[v] for v in parse_choice(options["xla"], "--xla", XLA_VALUES)))
+    if options.get("precision"):
+        matrix = replace(matrix, precisions=parse_choice(options["precision"], "--precision", PRECISIONS),
+                         explicit_precisions=True)
+    if options.get("mode"):
+        matrix = replace(matrix, modes=parse_choice(options["mode"], "--mode", MODES))
+    if options.get("input_size"):
+        matrix = replace(matrix, input_size=parse_choice(options["input_size"], "--input-size", INPUT_SIZES)[0])
+    if options.get("min_rounds") is not None:
+        if options["min_rounds"] < 1:
+            raise ValueError(f"--min-rounds must be at least 1, got {options['min_rounds']}")
+        matrix = replace(matrix, min_rounds=options["min_rounds"])
+    if options.get("case_seconds") is not None:
+        if not options["case_seconds"] > 0:
+            raise ValueError(f"--case-seconds must be positive, got {options['case_seconds']}")
+        matrix = replace(matrix, case_seconds=options["case_seconds"])
+    if not matrix.cases():
+        raise ValueError("the options select no case")
+    return matrix

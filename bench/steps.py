@@ -1,0 +1,83 @@
+"""What one case runs: the model under its dtype policy, synthetic data on the device, the compiled step."""
+from __future__ import annotations
+
+import gc
+from contextlib import contextmanager
+
+import keras
+import tensorflow as tf
+
+import models
+from .cost import ModelCost, model_cost
+
+
+@contextmanager
+def dtype_policy(name: str):
+    """Layers keep the policy they were built under, so building inside this leaves global state as it was."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+class ModelCache:
+    """Holds one built model: the cases of a (model, precision, input) share it; the next one frees it."""
+
+    def __init__(self):
+        self._key = None
+        self._value: tuple[keras.Model, ModelCost] | None = None
+
+    def get(self, name: str, precision: str, input_size: str) -> tuple[keras.Model, ModelCost]:
+        key = (name, precision, input_size)
+        if key != self._key:
+            self.clear()
+            shape = models.entry(name).small_input_shape if input_size == "small" else None
+            with dtype_policy(precision):
+                model = models.build(name, input_shape=shape)
+            self._key, self._value = key, (model, model_cost(model))
+        return self._value
+
+    def clear(self) -> None:
+        self._key = self._value = None
+        keras.backend.clear_session()
+        gc.collect()
+
+
+def synthetic_batch(model: keras.Model, batch_size: int):
+    """Random inputs and targets, made on the device before any timing."""
+    x = tf.random.uniform((batch_size, *model.input_shape[1:]))
+    out_shape = model.output_shape
+    if len(out_shape) == 2:  # a classifier: integer labels
+        y = tf.random.uniform((batch_size,), maxval=out_shape[-1], dtype=tf.int32)
+    else:  # a feature-map model: a regression target of its output's shape
+        y = tf.random.uniform((batch_size, *out_shape[1:]))
+    return x, y
+
+
+def inference_step(model: keras.Model, *, xla: bool):
+    @tf.function(jit_compile=xla)
+    def step(x, y):
+        return model(x, training=False)
+    return step
+
+
+def training_step(model: keras.Model, *, xla: bool, precision: str):
+    """Forward with training=True, loss, gradients, SGD-with-momentum update; loss scaling under float16."""
+    optimizer = keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
+    if precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(model.trainable_variables)
+    loss_fn = (keras.losses.SparseCategoricalCrossentropy() if len(model.output_shape) == 2
+               else keras.losses.MeanSquaredError())
+
+    @tf.function(jit_compile=xla)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+            scaled = optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+    return step

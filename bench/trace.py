@@ -1,0 +1,82 @@
+"""Profiler traces of each case, laid out for TensorBoard, and the top operations read back from them."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import warnings
+
+import tensorflow as tf
+
+from .device import sync
+
+TRACE_STEPS = 3
+TOP_OPS = 10
+
+
+class Tracer:
+    """Writes `<root>/<run>/<case>/plugins/profile/<timestamp>/<host>.xplane.pb`.
+
+    A trace is written into a staging folder beside `root` and moved into place when complete, so an
+    interrupted run never leaves a half-written case under `root` for TensorBoard to list.
+    """
+
+    def __init__(self, root: str, run_name: str, steps: int = TRACE_STEPS):
+        self.root, self.run_name, self.steps = root, run_name, steps
+        self.staging = os.path.join(os.path.dirname(os.path.abspath(root)) or ".",
+                                    f".{os.path.basename(os.path.abspath(root))}-staging")
+
+    def capture(self, case, step, args) -> dict:
+        """Trace a few steps after the timed rounds; a failure is a warning and a `trace_error`, never fatal."""
+        staged = os.path.join(self.staging, self.run_name, case.id)
+        final = os.path.join(self.root, self.run_name, case.id)
+        try:
+            shutil.rmtree(staged, ignore_errors=True)
+            os.makedirs(staged)
+            self._record(staged, case.mode, step, args)
+            top_ops = read_top_ops(staged, self.steps)
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(staged, final)
+        except Exception as err:  # noqa: BLE001  (any fault of the trace must not fail the measured case)
+            shutil.rmtree(staged, ignore_errors=True)
+            message = f"{type(err).__name__}: {err}".splitlines()[0]
+            warnings.warn(f"{case.id}: no trace written ({message})", RuntimeWarning, stacklevel=2)
+            return {"trace_dir": None, "trace_error": message, "top_ops": []}
+        return {"trace_dir": final, "top_ops": top_ops}
+
+    def _record(self, logdir: str, mode: str, step, args) -> None:
+        tf.profiler.experimental.start(logdir)
+        try:
+            for i in range(self.steps):
+                with tf.profiler.experimental.Trace(mode, step_num=i, _r=1):
+                    step(*args)
+                    sync()
+        finally:
+            tf.profiler.experimental.stop()
+
+
+def xplane_files(logdir: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(logdir, "plugins", "profile", "*", "*.xplane.pb")))
+
+
+def read_top_ops(logdir: str, steps: int, limit: int = TOP_OPS) -> list[dict]:
+    """The operations with the most self time per step, from the profiler's own framework_op_stats tool."""
+    from xprof.convert.raw_to_tool_data import xspace_to_tool_data
+
+    paths = xplane_files(logdir)
+    if not paths:
+        raise FileNotFoundError(f"the profiler wrote no .xplane.pb under {logdir}")
+    data = xspace_to_tool_data(paths, "framework_op_stats", {})
+    table = json.loads(data[0] if isinstance(data, tuple) else data)
+    table = table[0] if isinstance(table, list) else table
+    columns = [col["id"] for col in table["cols"]]
+    rows = [dict(zip(columns, (cell.get("v") for cell in row["c"]))) for row in table["rows"]]
+    rows = [r for r in rows if r["type"] != "IDLE" and r["total_self_time"] > 0]
+    on_device = [r for r in rows if r["host_or_device"] == "Device"]
+    rows = on_device or rows  # on a GPU the device's ops are the step time; on a CPU the host's are
+    total = sum(r["total_self_time"] for r in rows) or 1.0
+    rows.sort(key=lambda r: r["total_self_time"], reverse=True)
+    return [{"name": r["operation"], "type": r["type"], "self_time_us": r["total_self_time"] / steps,
+             "share": r["total_self_time"] / total, "where": r["host_or_device"]} for r in rows[:limit]]
