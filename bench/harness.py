@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 import pytest
 import tensorflow as tf
 
+from models.info import depth
+
 from . import device, memory
 from .matrix import Case, Matrix
 from .steps import ModelCache, inference_step, synthetic_batch, training_step
@@ -78,7 +80,8 @@ class Harness:
             "schema_version": SCHEMA_VERSION, "case": case.id, "model": case.model, "mode": case.mode,
             "batch_size": case.batch_size, "requested_batch_size": case.batch_size, "precision": case.precision,
             "xla": case.xla, "device": device.device_name(), "input_shape": list(cost.input_shape),
-            "params": cost.params, "trainable_params": cost.trainable_params, "macs_per_sample": cost.macs,
+            "params": cost.params, "trainable_params": cost.trainable_params, "depth": depth(model),
+            "macs_per_sample": cost.macs,
             "flops_per_sample": cost.flops, "activation_bytes_per_sample": cost.activation_bytes,
             "flops_per_step": flops_per_step, "latency_ms": latency,
             "throughput": case.batch_size / median_s, "compile_s": compile_s,

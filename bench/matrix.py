@@ -38,7 +38,7 @@ class Matrix:
         """Adjacent cases share a model and precision, so one built model serves them all."""
         return [Case(model, mode, batch, xla, precision)
                 for model in self.models for precision in self.precisions for mode in self.modes
-                for xla in self.xla for batch in self.batch_sizes[mode]]
+                for xla in self.xla for batch in self.batch_sizes.get(mode, ())]
 
 
 ALL = ("*",)

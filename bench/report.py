@@ -1,0 +1,368 @@
+"""`python -m bench.report`: comparison tables, CSV, plots and HTML from saved runs; `--compare` two runs.
+
+Reads only the JSON that `pytest bench/ --benchmark-autosave` saved: no Keras, no model runs here.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import csv
+import io
+import math
+import os
+import sys
+import tempfile
+from collections import defaultdict
+
+from tabulate import tabulate
+
+from .cli import UsageError, run
+from .runs import DEFAULT_STORAGE, FIELDS, load_run, newest_run, resolve_ref
+
+MISSING = "-"
+FORMATS = ("md", "csv", "html")
+COST_EXAMPLES = (("conv5x5", "conv5x5_bottleneck"), ("inception3a_naive", "inception3a"))
+GIB, MIB = 2 ** 30, 2 ** 20
+
+
+def _num(value, fmt: str) -> str:
+    return MISSING if value is None else format(value, fmt)
+
+
+def _ratio(new, base) -> str:
+    return f"{new / base:.2f}x" if new and base else MISSING
+
+
+def _natural(text: str):
+    import re
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(text))]
+
+
+class Report:
+    """The tables of one or more merged runs; each table is (caption, headers, rows)."""
+
+    def __init__(self, runs):
+        self.runs = runs
+        self.cases = [c for r in runs for c in r.cases]
+        self.multi_device = len({c["device"] for c in self.cases}) > 1
+
+    def _label(self, case) -> str:
+        return f"{case['model']} ({case['device']})" if self.multi_device else case["model"]
+
+    def _ordered_labels(self, cases):
+        return sorted({self._label(c) for c in cases}, key=_natural)
+
+    def _settings(self):
+        """(mode, precision, xla) groups present, in a stable order."""
+        return sorted({(c["mode"], c["precision"], c["xla"]) for c in self.cases},
+                      key=lambda s: (s[0] != "infer", s[1] != "float32", s[1], s[2]))
+
+    def machine(self):
+        rows = []
+        for r in self.runs:
+            m = r.machine
+            peaks = m.get("peak_flops_per_s") or {}
+            rows.append((r.name, (r.datetime or MISSING)[:19], (r.commit.get("id") or MISSING)[:10],
+                         m.get("device", MISSING), m.get("tensorflow_version", MISSING), m.get("keras_version", MISSING),
+                         m.get("cpu_cores_logical", MISSING), _num(m.get("memory_bytes") and m["memory_bytes"] / GIB, ".1f"),
+                         ", ".join(f"{p} {v / 1e12:.2f}" for p, v in peaks.items()) or MISSING,
+                         _num(m.get("peak_bandwidth_bytes_per_s") and m["peak_bandwidth_bytes_per_s"] / 1e9, ".1f"),
+                         len(r.cases), len(r.skipped)))
+        return ("Machine and run: the device, versions, measured matmul peak (TFLOP/s per precision) and "
+                "bandwidth (GB/s, read + write)",
+                ("run", "date (UTC)", "commit", "device", "TF", "Keras", "cores", "memory (GiB)",
+                 "peak (TFLOP/s)", "bandwidth (GB/s)", "cases", "skipped"), rows)
+
+    def cost(self):
+        first = {}
+        for c in self.cases:
+            first.setdefault(c["model"], c)
+        rows = [(m, "x".join(map(str, c["input_shape"] or [])) or MISSING, _num(c["params"], ","),
+                 _num(c["trainable_params"], ","), _num(c["macs_per_sample"] and c["macs_per_sample"] / 1e9, ".3f"),
+                 _num(c["flops_per_sample"] and c["flops_per_sample"] / 1e9, ".3f"),
+                 _num(c["activation_bytes_per_sample"] and c["activation_bytes_per_sample"] / MIB, ".2f"),
+                 _num(c["depth"], "d"))
+                for m, c in sorted(first.items(), key=lambda kv: _natural(kv[0]))]
+        return ("Model cost per sample: parameters, GMACs (multiply-accumulates), GFLOPs (forward, all ops), "
+                "activation memory (MiB) and depth (weighted layers on the longest path)",
+                ("model", "input", "params", "trainable", "GMACs", "GFLOPs", "activations (MiB)", "depth"), rows)
+
+    def _grid(self, cases, cell):
+        """Rows of models, columns of batch sizes."""
+        batches = sorted({c["batch_size"] for c in cases})
+        by_key = {(self._label(c), c["batch_size"]): c for c in cases}
+        rows = [(label, *(cell(by_key[(label, b)]) if (label, b) in by_key else MISSING for b in batches))
+                for label in self._ordered_labels(cases)]
+        return batches, rows
+
+    def speed(self):
+        tables = []
+        for mode, precision, xla in self._settings():
+            cases = [c for c in self.cases if (c["mode"], c["precision"], c["xla"]) == (mode, precision, xla)]
+            setting = f"{mode}, {precision}, XLA {'on' if xla else 'off'}"
+            batches, rows = self._grid(cases, lambda c: _num(c["throughput"], ",.1f"))
+            tables.append((f"Throughput (samples/s, from the median step) by batch size: {setting}",
+                           ("model", *(f"bs {b}" for b in batches)), rows))
+            batches, rows = self._grid(cases, lambda c: f"{_num(c['latency_p50_ms'], '.2f')} / "
+                                                        f"{_num(c['latency_p99_ms'], '.2f')}")
+            tables.append((f"Latency per step (ms, p50 / p99) by batch size: {setting}",
+                           ("model", *(f"bs {b}" for b in batches)), rows))
+        return tables
+
+    def _ratio_table(self, caption, vary, base_value, new_value):
+        """Throughput of `new_value` over `base_value` of one setting, the other settings held."""
+        index = {(self._label(c), c["mode"], c["precision"], c["xla"], c["batch_size"]): c for c in self.cases}
+        rows = defaultdict(dict)
+        for (label, mode, precision, xla, batch), case in index.items():
+            setting = {"mode": mode, "precision": precision, "xla": xla}
+            if setting[vary] != new_value:
+                continue
+            base_key = dict(setting, **{vary: base_value})
+            base = index.get((label, base_key["mode"], base_key["precision"], base_key["xla"], batch))
+            if base:
+                held = ", ".join(f"{k} {'on' if v is True else 'off' if v is False else v}"
+                                 for k, v in setting.items() if k != vary)
+                rows[(label, held)][batch] = _ratio(case["throughput"], base["throughput"])
+        batches = sorted({b for cells in rows.values() for b in cells})
+        body = [(label, held, *(cells.get(b, MISSING) for b in batches))
+                for (label, held), cells in sorted(rows.items(), key=lambda kv: (_natural(kv[0][0]), kv[0][1]))]
+        return caption, ("model", "setting", *(f"bs {b}" for b in batches)), body
+
+    def xla(self):
+        return self._ratio_table("What XLA buys: throughput with XLA over without (above 1.00x: XLA is faster)",
+                                 "xla", False, True)
+
+    def precision(self):
+        return [self._ratio_table(f"What {p} buys: throughput over float32 (above 1.00x: faster)", "precision",
+                                  "float32", p)
+                for p in sorted({c["precision"] for c in self.cases} - {"float32"})]
+
+    def efficiency(self):
+        largest = {}
+        for c in self.cases:
+            key = (self._label(c), c["mode"], c["precision"], c["xla"])
+            if key not in largest or c["batch_size"] > largest[key]["batch_size"]:
+                largest[key] = c
+        rows = [(label, mode, precision, "on" if xla else "off", c["batch_size"], _num(c["achieved_tflops"], ".3f"),
+                 _num(c["mfu"] is not None and c["mfu"] * 100 or None, ".1f"), _num(c["compile_s"], ".2f"),
+                 _num(c["peak_memory_bytes"] and c["peak_memory_bytes"] / MIB, ",.1f"))
+                for (label, mode, precision, xla), c in sorted(largest.items(), key=lambda kv: _natural(kv[0]))]
+        return ("Efficiency at each setting's largest batch: achieved TFLOP/s, MFU (% of the measured matmul peak), "
+                "first-call time (trace + compile, s) and peak allocator memory (MiB)",
+                ("model", "mode", "precision", "XLA", "batch", "TFLOP/s", "MFU (%)", "compile (s)",
+                 "peak memory (MiB)"), rows)
+
+    def cost_example(self):
+        index = {(c["model"], c["device"], c["mode"], c["precision"], c["xla"], c["batch_size"]): c
+                 for c in self.cases}
+        rows = []
+        for big, small in COST_EXAMPLES:
+            for key, case in sorted(index.items(), key=lambda kv: _natural(kv[0])):
+                if key[0] != big or (small, *key[1:]) not in index:
+                    continue
+                other = index[(small, *key[1:])]
+                _, device, mode, precision, xla, batch = key
+                rows.append((f"{big} / {small}", device, mode, precision, "on" if xla else "off", batch,
+                             _ratio(case["macs_per_sample"], other["macs_per_sample"]),
+                             _ratio(case["latency_p50_ms"], other["latency_p50_ms"])))
+        return ("The cost example of the source documents: how many times the MACs and the measured median "
+                "latency of the module without 1x1 reductions exceed those of the one with them",
+                ("pair", "device", "mode", "precision", "XLA", "batch", "MACs ratio", "latency ratio"), rows)
+
+    def top_ops(self, per_model: int = 5):
+        chosen = {}
+        for c in self.cases:
+            if c["top_ops"] and (c["model"] not in chosen or
+                                 (c["mode"], c["batch_size"]) > (chosen[c["model"]]["mode"],
+                                                                 chosen[c["model"]]["batch_size"])):
+                chosen[c["model"]] = c
+        rows = [(model, c["case"], op["name"], op["type"], f"{op['self_time_us']:,.0f}", f"{op['share'] * 100:.1f}")
+                for model, c in sorted(chosen.items(), key=lambda kv: _natural(kv[0]))
+                for op in c["top_ops"][:per_model]]
+        return (f"Where the time goes: the {per_model} operations with the most self time per step, from each "
+                "model's trace (the largest traced batch)",
+                ("model", "case", "operation", "type", "self time (us/step)", "share (%)"), rows)
+
+    def tables(self):
+        tables = [self.machine(), self.cost(), *self.speed(), self.xla(), *self.precision(), self.efficiency(),
+                  self.cost_example(), self.top_ops()]
+        return [t for t in tables if t[2]]
+
+
+def atomic_write(path: str, data: bytes | str) -> None:
+    """Temporary file in the same folder, then rename: an interrupted write leaves the old file or none."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=f".{os.path.basename(path)}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for reading
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def to_csv(cases) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for case in cases:
+        writer.writerow({k: ("x".join(map(str, v)) if isinstance(v, list) else v) for k, v in case.items()})
+    return out.getvalue()
+
+
+def to_markdown(tables, plots) -> str:
+    parts = ["# cnnbench report\n"]
+    for caption, headers, rows in tables:
+        parts.append(f"*{caption}*\n\n{tabulate(rows, headers=headers, tablefmt='github', disable_numparse=True)}\n")
+    for title, path in plots:
+        parts.append(f"![{title}]({path})\n")
+    return "\n".join(parts)
+
+
+def to_html(tables, plots, out_dir) -> str:
+    import html
+    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>cnnbench report</title><style>",
+             "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;margin-bottom:2em}",
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right} caption{text-align:left;padding:4px 0}",
+             "</style></head><body><h1>cnnbench report</h1>"]
+    for caption, headers, rows in tables:
+        table = tabulate(rows, headers=headers, tablefmt="html", disable_numparse=True)
+        parts.append(table.replace("<table>", f"<table><caption>{html.escape(caption)}</caption>", 1))
+    for title, path in plots:
+        with open(os.path.join(out_dir, path), "rb") as f:
+            data = base64.b64encode(f.read()).decode()
+        parts.append(f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>"
+                     f"<figcaption>{html.escape(title)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def summary(runs, cases, written) -> str:
+    devices = sorted({c["device"] for c in cases})
+    lines = [f"{len(cases)} cases of {len({c['model'] for c in cases})} models from "
+             f"{', '.join(r.name for r in runs)} on {', '.join(devices)}"]
+    measured = [c for c in cases if c["throughput"]]
+    if measured:
+        best = max(measured, key=lambda c: c["throughput"])
+        lines.append(f"highest throughput: {best['case']} at {best['throughput']:,.1f} samples/s")
+    skipped = sum(len(r.skipped) for r in runs)
+    if skipped:
+        lines.append(f"skipped cases: {skipped} (see the saved JSON's cnnbench.skipped)")
+    lines.append("wrote " + ", ".join(written))
+    return "\n".join(lines)
+
+
+def write_report(runs, out_dir: str, formats, with_plots: bool = True) -> list[str]:
+    report = Report(runs)
+    tables = report.tables()
+    written, plots = [], []
+    if with_plots and ("md" in formats or "html" in formats):
+        from .plots import write_plots
+        plots = write_plots(report.cases, out_dir, atomic_write)
+        written.extend(os.path.join(out_dir, p) for _, p in plots)
+    outputs = {"md": ("report.md", lambda: to_markdown(tables, plots)), "csv": ("report.csv", lambda: to_csv(report.cases)),
+               "html": ("report.html", lambda: to_html(tables, plots, out_dir))}
+    for fmt in formats:
+        name, render = outputs[fmt]
+        atomic_write(os.path.join(out_dir, name), render())
+        written.append(os.path.join(out_dir, name))
+    return written
+
+
+# --- comparing two runs ---------------------------------------------------------------------------------------
+Z95, MEDIAN_SE_FACTOR, NOISE_FLOOR = 1.96, 1.2533, 0.01
+
+
+def relative_error(case) -> float:
+    """Half-width of the 95% interval of the median step time, relative to it, from the case's own spread."""
+    p50, stdev, rounds = case.get("latency_p50_ms"), case.get("latency_stdev_ms"), case.get("rounds")
+    if not (p50 and stdev is not None and rounds):
+        return math.inf
+    return Z95 * MEDIAN_SE_FACTOR * stdev / p50 / math.sqrt(rounds)
+
+
+def verdict(base, new) -> tuple[float, float, str]:
+    """(change in throughput, noise band, verdict): the band combines both runs' spread, with a 1% floor."""
+    change = new["throughput"] / base["throughput"] - 1
+    noise = max(math.hypot(relative_error(base), relative_error(new)), NOISE_FLOOR)
+    if change > noise:
+        return change, noise, "faster"
+    if change < -noise:
+        return change, noise, "slower"
+    return change, noise, "within noise"
+
+
+def compare(base_run, new_run):
+    base = {(c["device"], c["case"]): c for c in base_run.cases}
+    new = {(c["device"], c["case"]): c for c in new_run.cases}
+    rows, slower = [], []
+    for key in sorted(base.keys() | new.keys(), key=lambda k: _natural(k[1])):
+        device, case = key
+        if key not in new:
+            rows.append((case, device, _num(base[key]["throughput"], ",.1f"), MISSING, MISSING, MISSING, "only in base"))
+        elif key not in base:
+            rows.append((case, device, MISSING, _num(new[key]["throughput"], ",.1f"), MISSING, MISSING, "only in new"))
+        elif not (base[key]["throughput"] and new[key]["throughput"]):
+            rows.append((case, device, MISSING, MISSING, MISSING, MISSING, "no throughput"))
+        else:
+            change, noise, word = verdict(base[key], new[key])
+            rows.append((case, device, f"{base[key]['throughput']:,.1f}", f"{new[key]['throughput']:,.1f}",
+                         f"{change * 100:+.1f}", f"±{noise * 100:.1f}" if math.isfinite(noise) else "±inf", word))
+            if word == "slower":
+                slower.append((case, -change * 100))
+    caption = (f"Throughput of {new_run.name} against {base_run.name} (samples/s; change in %, noise band from "
+               "both runs' spread)")
+    return caption, ("case", "device", "base", "new", "change (%)", "noise (%)", "verdict"), rows, slower
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=(
+        "Tables (markdown, CSV, HTML) and plots from runs saved by `pytest bench/ --benchmark-autosave`."))
+    parser.add_argument("runs", nargs="*", metavar="RUN",
+                        help="saved runs to merge: paths or run numbers such as 0003 (default: the newest)")
+    parser.add_argument("--out", default="results", help="output folder (default: results)")
+    parser.add_argument("--format", default="md,csv", help="comma list of md, csv, html (default: md,csv)")
+    parser.add_argument("--storage", default=DEFAULT_STORAGE, help="pytest-benchmark's storage (default: .benchmarks)")
+    parser.add_argument("--no-plots", action="store_true", help="write no PNG plots")
+    parser.add_argument("--compare", nargs="+", metavar=("BASE", "NEW"),
+                        help="compare two runs case by case (NEW defaults to the newest run)")
+    parser.add_argument("--fail-above", type=float, metavar="PCT",
+                        help="with --compare: exit 1 when a case is slower by more than PCT percent")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    formats = [f.strip() for f in args.format.split(",")]
+    if not formats or any(f not in FORMATS for f in formats):
+        raise UsageError(f"--format takes a comma list of {', '.join(FORMATS)}; got {args.format!r}")
+    if args.fail_above is not None and (args.compare is None or args.fail_above < 0):
+        raise UsageError("--fail-above takes a percentage of 0 or more and goes with --compare")
+    if args.compare:
+        if len(args.compare) > 2 or args.runs:
+            raise UsageError("--compare takes BASE and at most one NEW run, and no other RUN")
+        base = load_run(resolve_ref(args.compare[0], args.storage))
+        new = load_run(resolve_ref(args.compare[1], args.storage) if len(args.compare) == 2
+                       else newest_run(args.storage))
+        caption, headers, rows, slower = compare(base, new)
+        text = f"*{caption}*\n\n{tabulate(rows, headers=headers, tablefmt='github', disable_numparse=True)}\n"
+        atomic_write(os.path.join(args.out, "compare.md"), text)
+        print(text)
+        if args.fail_above is not None:
+            over = [(case, pct) for case, pct in slower if pct > args.fail_above]
+            if over:
+                print(f"{len(over)} case(s) slower by more than {args.fail_above}%: "
+                      + ", ".join(f"{c} ({p:.1f}%)" for c, p in over), file=sys.stderr)
+                return 1
+        return 0
+    paths = [resolve_ref(r, args.storage) for r in args.runs] or [newest_run(args.storage)]
+    runs = [load_run(p) for p in paths]
+    written = write_report(runs, args.out, formats, with_plots=not args.no_plots)
+    print(summary(runs, [c for r in runs for c in r.cases], written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run("python -m bench.report", main))

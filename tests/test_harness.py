@@ -1,0 +1,171 @@
+"""The benchmark harness: the matrix, bad input, the saved JSON of a real run, dtype policy, OOM, the clock."""
+import threading
+import time
+
+import keras
+import pytest
+import tensorflow as tf
+
+import models
+from bench import timing
+from bench.device import Gpu
+from bench.harness import Harness
+from bench.matrix import Case, Matrix, resolve
+from bench.steps import ModelCache
+from bench.timing import Budget, latency_summary_ms, plan_rounds
+from conftest import run_bench
+
+EXTRA_KEYS = {"model", "mode", "batch_size", "precision", "xla", "device", "input_shape", "params",
+              "trainable_params", "macs_per_sample", "flops_per_step", "latency_ms", "throughput", "compile_s",
+              "achieved_tflops", "mfu", "peak_memory_bytes", "rounds", "cv"}
+H100 = Gpu("NVIDIA H100", (9, 0))
+
+
+def test_case_ids_read_like_the_case():
+    assert Case("resnet50", "infer", 32, True, "float32").id == "resnet50-infer-bs32-xla-float32"
+
+
+def test_cpu_default_is_the_whole_zoo_in_float32_at_small_batches():
+    matrix = resolve({}, gpu=None)
+    assert matrix.models == tuple(models.names())
+    assert matrix.batch_sizes == {"infer": (1, 8), "train": (2,)}
+    assert matrix.xla == (False, True) and matrix.precisions == ("float32",)
+    cases = matrix.cases()
+    assert len(cases) == len(models.names()) * (2 * 2 + 2)
+    assert cases[0].model == cases[5].model  # a model's cases are adjacent: one build serves them
+
+
+def test_gpu_default_is_the_full_matrix_in_the_fast_precisions():
+    matrix = resolve({}, gpu=H100)
+    assert matrix.batch_sizes["infer"] == (1, 8, 32, 64, 128, 256)
+    assert matrix.precisions == ("float32", "mixed_float16", "mixed_bfloat16")
+    assert Gpu("V100", (7, 0)).fast_precisions == ("float32", "mixed_float16")
+
+
+def test_options_override_the_preset():
+    matrix = resolve({"preset": "smoke", "models": "resnet2*,lenet5", "batch_sizes": "4,2,4", "xla": "off",
+                      "precision": "mixed_bfloat16", "mode": "train"}, gpu=None)
+    assert matrix.models == ("resnet20", "resnet20v2", "lenet5")
+    assert matrix.batch_sizes["train"] == (2, 4)
+    assert [c.id for c in matrix.cases()][:2] == ["resnet20-train-bs2-noxla-mixed_bfloat16",
+                                                   "resnet20-train-bs4-noxla-mixed_bfloat16"]
+    assert matrix.explicit_precisions and matrix.input_size == "small"
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"models": "resnet5"}, "unknown model 'resnet5'"),
+    ({"models": "nothing*"}, "no model matches"),
+    ({"batch_sizes": "8,0"}, "positive integers, got '0'"),
+    ({"batch_sizes": "2.5"}, "positive integers, got '2.5'"),
+    ({"precision": "float64"}, "--precision takes"),
+    ({"xla": "maybe"}, "--xla takes on, off"),
+    ({"mode": "eval"}, "--mode takes infer, train"),
+    ({"preset": "huge"}, "--bench-preset takes"),
+    ({"models": ","}, "no empty items"),
+])
+def test_bad_options_are_rejected(options, message):
+    with pytest.raises(ValueError, match=message):
+        resolve(options, gpu=None)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--models", "resnet5"], "unknown model 'resnet5'"),
+    (["--batch-sizes", "-1"], "positive integers"),
+    (["--precision", "fp8"], "--precision takes"),
+])
+def test_bad_options_stop_the_run_with_one_line(args, message):
+    done = run_bench(*args, "--no-trace")
+    errors = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("ERROR")]
+    assert done.returncode != 0 and len(errors) == 1 and message in errors[0]
+    assert "Traceback" not in done.stdout + done.stderr and "passed" not in done.stdout
+
+
+def test_saved_json_of_a_real_run_holds_every_key(smoke_run):
+    run, _ = smoke_run
+    cases = [b for b in run["benchmarks"] if b["name"].startswith("test_case[")]
+    assert len(cases) == 2 * (2 * 2 + 2)
+    for bench in cases:
+        info = bench["extra_info"]
+        assert EXTRA_KEYS <= set(info), EXTRA_KEYS - set(info)
+        latency = info["latency_ms"]
+        assert latency["min"] <= latency["p50"] <= latency["p90"] <= latency["p99"]
+        assert info["throughput"] == pytest.approx(info["batch_size"] / (latency["p50"] / 1e3), rel=1e-9)
+        assert info["rounds"] == bench["stats"]["rounds"] >= 3
+        assert latency["p50"] == pytest.approx(bench["stats"]["median"] * 1e3, rel=1e-9)
+        per_sample = info["flops_per_step"] / info["batch_size"]
+        assert per_sample >= 2 * info["macs_per_sample"] > 0
+        assert info["mfu"] == pytest.approx(info["achieved_tflops"] * 1e12 /
+                                            run["machine_info"]["cnnbench"]["peak_flops_per_s"]["float32"])
+        assert bench["group"] == info["model"] and info["compile_s"] > 0 and info["peak_memory_bytes"] > 0
+    conv = next(b["extra_info"] for b in cases if b["extra_info"]["case"] == "conv5x5-infer-bs8-noxla-float32")
+    assert conv["macs_per_sample"] == 120_422_400 and conv["flops_per_step"] == 8 * conv["flops_per_sample"]
+    machine = run["machine_info"]["cnnbench"]
+    assert machine["tensorflow_version"] == tf.__version__ and machine["peak_bandwidth_bytes_per_s"] > 0
+
+
+def test_dtype_policy_does_not_leak():
+    cache = ModelCache()
+    model, _ = cache.get("lenet5", "mixed_float16", "default")
+    assert model.get_layer("conv1").compute_dtype == "float16"
+    assert keras.config.dtype_policy().name == "float32"
+    cache.clear()
+
+
+class FakeBenchmark:
+    def __init__(self):
+        self.extra_info, self.stats, self.group, self.calls = {}, None, None, 0
+
+    def pedantic(self, target, args=(), rounds=1, **_):
+        for _ in range(rounds):
+            target(*args)
+            self.calls += 1
+
+
+def test_out_of_memory_skips_the_case_and_the_larger_batches(monkeypatch):
+    harness = Harness(Matrix(("lenet5",), {"infer": (1, 8, 32)}, xla=(False,)), Budget(min_rounds=1))
+    real_step = harness.make_step
+
+    def make_step(case, model):
+        if case.batch_size >= 8:
+            def step(x, y):
+                raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+            return step
+        return real_step(case, model)
+
+    monkeypatch.setattr(harness, "make_step", make_step)
+    small, medium, large = harness.matrix.cases()
+    harness.run(small, FakeBenchmark())
+    for case in (medium, large):
+        with pytest.raises(pytest.skip.Exception, match="out of memory at batch 8"):
+            harness.run(case, FakeBenchmark())
+    assert harness.skipped == [{"case": medium.id, "reason": "out of memory at batch 8"},
+                               {"case": large.id, "reason": "out of memory at batch 8"}]
+    with pytest.raises(pytest.skip.Exception, match="not fast on CPU"):
+        harness.run(Case("lenet5", "infer", 1, False, "mixed_float16"), FakeBenchmark())
+    harness.cache.clear()
+
+
+def test_timed_region_ends_when_the_device_has_finished(monkeypatch):
+    """A fake asynchronous device: the call returns at once, the work finishes 50 ms later."""
+    pending = []
+
+    def launch():
+        worker = threading.Thread(target=time.sleep, args=(0.05,))
+        worker.start()
+        pending.append(worker)
+
+    monkeypatch.setattr(timing, "sync", lambda: [w.join() for w in pending])
+    assert timing.timed_call(launch) >= 0.05
+
+
+def test_rounds_stop_at_precision_or_budget():
+    assert plan_rounds([0.010, 0.010, 0.010], Budget(min_rounds=5)) == (5, "min_rounds")
+    rounds, reason = plan_rounds([0.010, 0.012, 0.008], Budget(min_rounds=5, max_seconds=100))
+    assert reason == "precision" and 5 < rounds < 10_000
+    assert plan_rounds([0.010, 0.012, 0.008], Budget(min_rounds=5, max_seconds=0.5)) == (50, "budget")
+
+
+def test_latency_percentiles_are_true_percentiles():
+    summary = latency_summary_ms([i / 1000 for i in range(1, 101)])  # 1..100 ms
+    assert summary["p50"] == pytest.approx(50.5) and summary["p90"] == pytest.approx(90.1)
+    assert summary["p99"] == pytest.approx(99.01) and summary["min"] == 1.0
