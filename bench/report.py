@@ -10,6 +10,7 @@ import csv
 import io
 import math
 import os
+import re
 import sys
 import tempfile
 from collections import defaultdict
@@ -34,7 +35,6 @@ def _ratio(new, base) -> str:
 
 
 def _natural(text: str):
-    import re
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(text))]
 
 
