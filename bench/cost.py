@@ -7,8 +7,10 @@ Counting conventions (per sample, forward pass, inference mode):
   runs it); pooling k*k per output element (comparisons or adds); global pooling 1 per input element; an add of
   n tensors n-1 per element. Concatenate, Flatten, Dropout, padding and reshapes move data and count 0.
 - Training FLOPs: forward + backward, with the backward taken as 2x the forward (one product for the gradient
-  of the input, one for the gradient of the weights), so 3x forward. Layers before the first trainable one (a
-  frozen trunk) need no backward and count once. The optimizer update and BatchNorm's batch statistics are left out.
+  of the input, one for the gradient of the weights), so 3x forward. The first trainable layer needs no gradient
+  of its input, so its backward leaves out one product (2 FLOPs per MAC): a lone convolution costs 2x its
+  forward plus its bias and activation terms. Layers before it (a frozen trunk) need no backward and count once.
+  The optimizer update and BatchNorm's batch statistics are left out.
 - Activation memory: bytes of every layer's output at the layer's compute dtype.
 A layer type not listed here is reported in `unknown_layers`, never counted as zero.
 """
@@ -149,9 +151,11 @@ def model_cost(model: keras.Model) -> ModelCost:
         trainable = _weight_count(layer.trainable_weights)
         rows.append(LayerCost(name, type(layer).__name__, out_shapes[0], _weight_count(layer.weights), trainable,
                               counted[0], counted[1], activation_bytes))
-        reached_trainable = reached_trainable or trainable > 0
         if reached_trainable:
             backward_flops += 2 * counted[1]
+        elif trainable > 0:  # the first trainable layer: no gradient of its input
+            backward_flops += 2 * counted[1] - 2 * counted[0]
+            reached_trainable = True
     total_flops = sum(r.flops for r in rows)
     model_bytes = sum(_elements(w.shape) * _itemsize(w.dtype) for w in model.weights)
     return ModelCost(model.name, tuple(model.input_shape[1:]), tuple(rows),
