@@ -1,18 +1,51 @@
 """What every command line of the suite shares: one-line errors and quiet TensorFlow start-up."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
+import tempfile
 
 
 def quiet_tensorflow() -> None:
-    """Keep TensorFlow's start-up chatter off the terminal; call before importing it."""
+    """Import TensorFlow and Keras and find the devices with file descriptor 2 sent to a temporary file.
+
+    TensorFlow's C++ start-up lines (cudart_stub, "failed call to cuInit" without a GPU driver, "oneDNN custom
+    operations are on" on CPUs with AVX-512 VNNI/BF16) come out before absl's logging starts, so
+    TF_CPP_MIN_LOG_LEVEL does not hide them. Should the import fail, what it printed is shown after all.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")  # allocator statistics (peak memory) on the CPU too
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+            import tensorflow as tf
+            tf.config.list_physical_devices()
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 class UsageError(Exception):
     """Bad input from the user: reported in one line, exit code 2, no traceback."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (argparse prints the usage block first)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def run(prog: str, main, argv=None) -> int:

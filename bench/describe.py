@@ -1,13 +1,10 @@
 """`python -m bench.describe NAME ...`: parameters, MACs, FLOPs and memory of models, optionally per layer."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
-from .cli import UsageError, parse_shape, quiet_tensorflow, run
-
-quiet_tensorflow()
+from .cli import ArgumentParser, UsageError, parse_shape, quiet_tensorflow, run
 
 SUMMARY_HEADERS = ("model", "input", "params", "trainable", "MACs", "FLOPs", "training FLOPs",
                    "activations (MiB/sample)", "weights (MiB)")
@@ -30,7 +27,7 @@ def layer_rows(cost):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m bench.describe", description=(
+    parser = ArgumentParser(prog="python -m bench.describe", description=(
         "What models cost per sample: parameters, MACs (multiply-accumulates), FLOPs (2 per MAC plus bias, "
         "BatchNorm, activations, pooling, adds), training FLOPs (3x forward) and memory."))
     parser.add_argument("names", nargs="+", metavar="NAME", help="model names or wildcards ('resnet*')")
@@ -43,6 +40,7 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     shape = parse_shape(args.input_shape) if args.input_shape else None
+    quiet_tensorflow()
     import keras
     from tabulate import tabulate
 

@@ -1,12 +1,10 @@
-"""Peak memory of a case from the device allocator (TensorFlow's BFC allocator on the CPU too)."""
+"""Peak memory of a case from the device allocator (TensorFlow's BFC allocator on the CPU too).
+
+The CPU's statistics need TF_CPU_ALLOCATOR_USE_BFC=true before TensorFlow starts: `bench.cli.quiet_tensorflow` sets it.
+"""
 from __future__ import annotations
 
-import os
-
 import tensorflow as tf
-
-# TensorFlow reads this when it starts: bench/conftest.py imports this module before TensorFlow is imported.
-os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 
 def _device() -> str:

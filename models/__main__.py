@@ -2,13 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-
-from tabulate import tabulate  # noqa: E402
+from tabulate import tabulate
 
 HEADERS = ("name", "family", "input", "classes", "params", "trainable", "depth", "follows")
 
@@ -36,6 +32,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models", description="List the registered models.")
     parser.add_argument("pattern", nargs="?", help="shell-style wildcard, e.g. 'resnet*'")
     args = parser.parse_args(argv)
+    from bench.cli import quiet_tensorflow
+    quiet_tensorflow()
     from . import names
     if not names(args.pattern):
         print(f"python -m models: no model matches {args.pattern!r}", file=sys.stderr)

@@ -1,23 +1,22 @@
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")  # as in bench/: allocator statistics on the CPU
+from bench.cli import quiet_tensorflow
+
+quiet_tensorflow()  # as in bench/: the same environment, allocator statistics on the CPU
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE_MODELS = "lenet5,conv5x5"
 
 
-def run_bench(*args, cwd=ROOT, timeout=600):
+def run_bench(*args, cwd=ROOT, timeout=600, env=None):
     """`python -m pytest bench/ ...` in a subprocess, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "bench"), "-q", "-p", "no:cacheprovider",
-                           *args], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+                           *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
 
 
 @pytest.fixture(scope="session")
