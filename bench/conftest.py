@@ -1,12 +1,9 @@
 """The benchmark session: options, the case matrix, the shared harness and what goes into the saved JSON."""
-import os
+import pytest
 
-# Read by TensorFlow at start-up: the BFC allocator gives peak-memory statistics on the CPU too.
-os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+from bench.cli import quiet_tensorflow
 
-import pytest  # noqa: E402
+quiet_tensorflow()  # before anything imports TensorFlow: its start-up lines stay off the terminal
 
 from bench.matrix import INPUT_SIZES, MODES, PRECISIONS, PRESETS, resolve  # noqa: E402
 
@@ -31,7 +28,16 @@ def pytest_addoption(parser):
                     help="time for the timed rounds of one case (default 2; 0.5 in the smoke and CPU default runs)")
     group.addoption("--max-step-seconds", dest="cnnbench_max_step_seconds", type=float, default=None,
                     help="skip a case whose step needs longer than this even at the measured FLOP/s peak "
-                         "(default 2.4 in the CPU default run, no limit otherwise; 0: no limit)")
+                         "(default 1.2 in the CPU default run, no limit otherwise; 0: no limit)")
+    group.addoption("--passes", dest="cnnbench_passes", type=int, default=None,
+                    help="time every case in N passes over the whole session (default 3 in the smoke run, else 1); "
+                         "the spread between passes is the noise --compare allows for between runs")
+    group.addoption("--latency-samples", dest="cnnbench_latency_samples", type=int, default=None,
+                    help="the latency scenario: time at least N single-sample inference steps (batch 1) per case, "
+                         "enough for a p90 from 64 and a p99 from 662")
+    group.addoption("--latency-seconds", dest="cnnbench_latency_seconds", type=float, default=None,
+                    help="time limit of the latency scenario per case (default 120); a slower case times fewer "
+                         "steps and says so")
     # `--trace` (the default: a profiler trace of each case after its timed rounds) is pytest's own flag for
     # "pdb at every test"; pytest_configure below takes it over for the benchmarks.
     group.addoption("--no-trace", dest="cnnbench_no_trace", action="store_true", default=False,
@@ -45,7 +51,8 @@ def tracing(config) -> bool:
 
 
 def _options(config) -> dict:
-    names = [dest for dest, _ in OPTIONS.values()] + ["min_rounds", "case_seconds", "max_step_seconds"]
+    names = [dest for dest, _ in OPTIONS.values()] + ["min_rounds", "case_seconds", "max_step_seconds",
+                                                       "passes", "latency_samples", "latency_seconds"]
     return {name: config.getoption(f"cnnbench_{name}") for name in names}
 
 
@@ -65,14 +72,15 @@ def pytest_report_header(config):
     from bench import device
 
     matrix = config._cnnbench_matrix
-    return (f"cnnbench: {len(matrix.cases())} cases of {len(matrix.models)} models on {device.device_name()}; "
-            f"traces {'on' if tracing(config) else 'off'}")
+    passes = f", each in {matrix.passes} passes over the session" if matrix.passes > 1 else ""
+    return (f"cnnbench: {len(matrix.cases())} cases of {len(matrix.models)} models{passes} on "
+            f"{device.device_name()}; traces {'on' if tracing(config) else 'off'}")
 
 
 def pytest_generate_tests(metafunc):
     if "case" in metafunc.fixturenames:
-        cases = metafunc.config._cnnbench_matrix.cases()
-        metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+        visits = metafunc.config._cnnbench_matrix.visits()
+        metafunc.parametrize("case", visits, ids=[c.test_id for c in visits])
 
 
 @pytest.fixture(scope="session")
@@ -90,6 +98,7 @@ def harness(request):
                                        tracer=tracer)
     yield config._cnnbench_harness
     config._cnnbench_harness.cache.clear()
+    config._cnnbench_harness.peaks.remeasure()  # on a quiet machine now: the higher reading is the ceiling
 
 
 def run_name(config) -> str:
@@ -117,10 +126,18 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_json(config, benchmarks, output_json):
     harness = getattr(config, "_cnnbench_harness", None)
+    if harness:  # MFU against the final ceiling, which the end of the session may have raised
+        for bench in output_json["benchmarks"]:
+            info = bench["extra_info"]
+            if info.get("achieved_tflops") is not None:
+                info["mfu"] = info["achieved_tflops"] * 1e12 / harness.peaks.flops(info["precision"])
     output_json["cnnbench"] = {
-        "schema_version": 1, "run_name": run_name(config),
+        "schema_version": 2, "run_name": run_name(config),
         "skipped": harness.skipped if harness else [],
         "matrix": {"input_size": config._cnnbench_matrix.input_size, "min_rounds": config._cnnbench_matrix.min_rounds,
                    "case_seconds": config._cnnbench_matrix.case_seconds,
-                   "max_step_seconds": config._cnnbench_matrix.max_step_seconds},
+                   "max_step_seconds": config._cnnbench_matrix.max_step_seconds,
+                   "passes": config._cnnbench_matrix.passes,
+                   "latency_samples": config._cnnbench_matrix.latency_samples,
+                   "latency_seconds": config._cnnbench_matrix.latency_seconds},
     }

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 TERRAFORM_PREFIXES = ("TF_CLI_", "TF_VAR_", "TF_LOG", "TF_PLUGIN_", "TF_DATA_DIR", "TF_IN_AUTOMATION",
                       "TF_INPUT", "TF_WORKSPACE")  # other tools' variables that share the TF_ prefix
-PEAK_MATMUL_DTYPES = {"float32": tf.float32, "mixed_float16": tf.float16, "mixed_bfloat16": tf.bfloat16}
+COMPUTE_DTYPES = {"float32": tf.float32, "mixed_float16": tf.float16, "mixed_bfloat16": tf.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -78,11 +78,34 @@ def _best_seconds(fn, *args, repeats: int) -> float:
     return best
 
 
-def measure_peak_flops(precision: str) -> float:
-    """FLOP/s of a large square matmul in the precision's compute dtype (the best of a few runs)."""
-    n = 8192 if gpu() else 2048
-    a = tf.cast(tf.random.uniform((n, n)), PEAK_MATMUL_DTYPES[precision])
-    return 2 * n ** 3 / _best_seconds(tf.function(tf.matmul), a, a, repeats=5 if gpu() else 3)
+def ceiling_probes(precision: str, on_gpu: bool):
+    """(name, FLOPs, function, args) of the workloads whose best rate is the ceiling for `precision`.
+
+    Matmuls of two sizes and a 3x3 convolution as in a ResNet's second stage: a single matmul read half of what
+    the zoo's convolutions reached on a Zen 4 (107 GFLOP/s at 1024, 211 at 2048, 218-233 for the convolution).
+    """
+    dtype = COMPUTE_DTYPES[precision]
+    uniform = lambda *shape: tf.cast(tf.random.uniform(shape), dtype)  # noqa: E731
+    probes = []
+    for n in (4096, 8192) if on_gpu else (1024, 2048):
+        a = uniform(n, n)
+        probes.append((f"matmul {n}x{n}", 2 * n ** 3, tf.matmul, (a, a)))
+    batch = 64 if on_gpu else 4
+    x, w = uniform(batch, 56, 56, 256), uniform(3, 3, 256, 256)
+    probes.append((f"conv3x3 {batch}x56x56x256", 2 * batch * 56 * 56 * 256 * 256 * 9,
+                   lambda x, w: tf.nn.conv2d(x, w, 1, "SAME"), (x, w)))
+    return probes
+
+
+def measure_peak_flops(precision: str) -> tuple[float, str]:
+    """The best FLOP/s of every ceiling probe, with XLA off and on, and the probe that reached it."""
+    best, source = 0.0, ""
+    for name, flops, fn, args in ceiling_probes(precision, gpu() is not None):
+        for xla in (False, True):
+            rate = flops / _best_seconds(tf.function(fn, jit_compile=xla), *args, repeats=5)
+            if rate > best:
+                best, source = rate, f"{name}, XLA {'on' if xla else 'off'}"
+    return best, source
 
 
 def measure_bandwidth() -> float:
@@ -93,15 +116,28 @@ def measure_bandwidth() -> float:
 
 
 class Peaks:
-    """Measured once per session, on first use."""
+    """The ceilings: measured on first use, measured again by `remeasure` at the end of the session, the higher kept.
+
+    A probe timed while anything else runs reads low (half its value, seen at a session's start), and MFU over a
+    low ceiling reads above 100%.
+    """
 
     def __init__(self):
         self._flops: dict[str, float] = {}
+        self._probe: dict[str, str] = {}
+        self._measurements: dict[str, list[float]] = {}
         self._bandwidth: float | None = None
+        self._canary = None
+
+    def _measure(self, precision: str) -> None:
+        rate, probe = measure_peak_flops(precision)
+        self._measurements.setdefault(precision, []).append(rate)
+        if rate > self._flops.get(precision, 0.0):
+            self._flops[precision], self._probe[precision] = rate, probe
 
     def flops(self, precision: str) -> float:
         if precision not in self._flops:
-            self._flops[precision] = measure_peak_flops(precision)
+            self._measure(precision)
         return self._flops[precision]
 
     def bandwidth(self) -> float:
@@ -109,8 +145,28 @@ class Peaks:
             self._bandwidth = measure_bandwidth()
         return self._bandwidth
 
+    def speed_now(self) -> float:
+        """FLOP/s of the smallest float32 probe now, best of 3: how fast the machine runs at this moment.
+
+        Taken beside every case, its spread over a session is the drift of a shared machine, which the spread
+        within a case does not show and which `--compare` must allow for between runs.
+        """
+        if self._canary is None:
+            _, flops, fn, args = ceiling_probes("float32", gpu() is not None)[0]
+            self._canary = (flops, tf.function(fn), args)
+        flops, fn, args = self._canary
+        return flops / _best_seconds(fn, *args, repeats=3)
+
+    def remeasure(self) -> None:
+        for precision in list(self._flops):
+            self._measure(precision)
+        if self._bandwidth is not None:
+            self._bandwidth = max(self._bandwidth, measure_bandwidth())
+
     def record(self) -> dict:
-        return {"peak_flops_per_s": dict(self._flops), "peak_bandwidth_bytes_per_s": self._bandwidth}
+        return {"peak_flops_per_s": dict(self._flops), "peak_probe": dict(self._probe),
+                "peak_flops_measurements": {p: list(v) for p, v in self._measurements.items()},
+                "peak_bandwidth_bytes_per_s": self._bandwidth}
 
 
 def machine_info(peaks: Peaks) -> dict:

@@ -1,8 +1,7 @@
 """One case, measured right: build (cached), compile timed apart, pilot, timed rounds, record."""
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 import tensorflow as tf
@@ -12,9 +11,10 @@ from models.info import depth
 from . import device, memory
 from .matrix import Case, Matrix
 from .steps import ModelCache, inference_step, synthetic_batch, training_step
-from .timing import Budget, latency_summary_ms, pilot, plan_rounds, timed_call
+from .stats import latency_summary_ms, median_error
+from .timing import Budget, pilot, plan_rounds, timed_call
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: p90/p99 null below their sample counts; median_error
 OOM_ERRORS = (tf.errors.ResourceExhaustedError,)
 
 
@@ -42,6 +42,9 @@ class Harness:
         pytest.skip(reason)
 
     def check_runnable(self, case: Case) -> None:
+        earlier = next((skip["reason"] for skip in self.skipped if skip["case"] == case.id), None)
+        if earlier:  # by an earlier pass
+            pytest.skip(earlier)
         if case.precision not in device.fast_precisions() and not self.matrix.explicit_precisions:
             self.skip(case, f"{case.precision} is not fast on {device.device_name()}; name it in --precision to run it")
         failed_at = self.out_of_memory.get(_oom_key(case))
@@ -56,6 +59,14 @@ class Harness:
             if at_peak > limit:
                 self.skip(case, f"a step needs at least {at_peak:.3g} s at the measured peak, over the "
                                 f"{limit:g} s limit (--max-step-seconds 0 runs it)")
+
+    def budget_for(self, case: Case) -> Budget:
+        """A pass's share of the case's time; the latency scenario (`--latency-samples N`) times N single-sample
+        steps in its first pass, within its own time limit."""
+        if self.matrix.latency_samples and case.mode == "infer" and case.batch_size == 1 and case.pass_index == 1:
+            return replace(self.budget, min_rounds=max(self.budget.min_rounds, self.matrix.latency_samples),
+                           max_seconds=self.matrix.latency_seconds, within_time=True)
+        return replace(self.budget, max_seconds=self.budget.max_seconds / self.matrix.passes)
 
     def make_step(self, case: Case, model):
         if case.mode == "infer":
@@ -80,14 +91,17 @@ class Harness:
         device.sync()
         memory.reset_peak()
         compile_s = timed_call(step, x, y)  # tracing (+ XLA compile) and the first run
-        rounds, stop_reason = plan_rounds(pilot(step, (x, y), self.budget), self.budget)
+        budget = self.budget_for(case)
+        rounds, stop_reason = plan_rounds(pilot(step, (x, y), budget), budget)
         benchmark.pedantic(timed_call, args=(step, x, y), rounds=rounds, iterations=1, warmup_rounds=0)
         peak_memory = memory.peak_bytes()
         if benchmark.stats is None:  # --benchmark-disable: the step ran once, nothing to record
             return
+        machine_speed = self.peaks.speed_now()
         samples = list(benchmark.stats.stats.data)
         latency = latency_summary_ms(samples)
         median_s = latency["p50"] / 1e3
+        error = median_error(samples)
         step_flops = flops_per_step(case, cost)
         achieved = step_flops / median_s
         benchmark.extra_info.update({
@@ -102,6 +116,10 @@ class Harness:
             "achieved_tflops": achieved / 1e12, "mfu": achieved / self.peaks.flops(case.precision),
             "peak_memory_bytes": peak_memory, "rounds": len(samples), "stop_reason": stop_reason,
             "cv": latency["stdev"] / latency["mean"] if latency["mean"] else 0.0,
+            "median_error": error, "target_error": self.budget.target_error,
+            "reached_target": error is not None and error <= self.budget.target_error,
+            "machine_speed_flops": machine_speed, "pass": case.pass_index, "passes": self.matrix.passes,
+            "round_ms": [float(f"{t * 1e3:.5g}") for t in samples],  # each pass's rounds, pooled by the report
         })
-        if self.tracer is not None:
+        if self.tracer is not None and case.pass_index == 1:
             benchmark.extra_info.update(self.tracer.capture(case, step, (x, y), median_s))

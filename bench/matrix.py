@@ -16,10 +16,15 @@ class Case:
     batch_size: int
     xla: bool
     precision: str
+    pass_index: int = 1  # which of the matrix's passes over the session times it (1 also traces it)
 
     @property
     def id(self) -> str:
         return f"{self.model}-{self.mode}-bs{self.batch_size}-{'xla' if self.xla else 'noxla'}-{self.precision}"
+
+    @property
+    def test_id(self) -> str:
+        return self.id if self.pass_index == 1 else f"{self.id}-pass{self.pass_index}"
 
 
 def grid(batch_sizes: dict, xla=(False, True)) -> dict:
@@ -37,12 +42,19 @@ class Matrix:
     min_rounds: int = 5
     case_seconds: float = 2.0  # time for the timed rounds of one case
     max_step_seconds: float | None = None  # skip a case whose step needs longer even at the measured peak
+    latency_samples: int | None = None  # the latency scenario: this many timed steps at batch 1 (inference)
+    latency_seconds: float = 120.0  # ... within this time per case
+    passes: int = 1  # times each case is visited, spread over the session; each pass gets 1/passes of case_seconds
 
     def cases(self) -> list[Case]:
         """Adjacent cases share a model and precision, so one built model serves them all."""
         return [Case(model, mode, batch, xla, precision)
                 for model in self.models for precision in self.precisions
                 for mode, settings in self.grid.items() for xla, sizes in settings.items() for batch in sizes]
+
+    def visits(self) -> list[Case]:
+        """Every case once per pass, pass after pass: the passes of a case see the machine at different times."""
+        return [replace(case, pass_index=index) for index in range(1, self.passes + 1) for case in self.cases()]
 
 
 ALL = ("*",)
@@ -55,17 +67,17 @@ GPU_BATCHES = (1, 8, 32, 64, 128, 256)
 # XLA compile) costs most: 712 of the 1,530 s the zoo needed at batch 1 and 8 with and without XLA plus a training
 # step. So XLA is measured at batch 1 only, and training without XLA: compiling a training step with XLA took 10 s
 # (VGG-19) to 71 s (ResNet-152), and the compiled step was no faster (ResNet-152 6.1 s vs 3.2 s). That still took
-# 20.7 minutes; the 8 cases whose step needs over 2.4 s even at the measured peak (VGG-13/16/19, ResNet-152 v1/v2 and
-# Inception v4 at batch 8, VGG-16/19 in training) took 216 s of it, so they are skipped, with that reason. The
-# limit sits in a gap (the nearest cases need 2.2 and 2.6 s), so a few percent of noise in the peak changes nothing.
-# `--xla on,off` and `--max-step-seconds 0` measure everything.
+# 20.7 minutes; the 8 cases whose step needs over 175 GFLOP (VGG-13/16/19, ResNet-152 v1/v2 and Inception v4 at
+# batch 8, VGG-16/19 in training) took 216 s of it, so they are skipped, with that reason. The next smaller step
+# needs 148 GFLOP (Inception v4 training at batch 2); at the 128-152 GFLOP/s a 2-core Zen 3's ceiling read, 1.2 s
+# falls between the two. `--xla on,off` and `--max-step-seconds 0` measure everything.
 CPU_DEFAULT = Matrix(ALL, {"infer": {False: (1, 8), True: (1,)}, "train": {False: (2,)}},
-                     min_rounds=3, case_seconds=0.5, max_step_seconds=2.4)
+                     min_rounds=3, case_seconds=0.5, max_step_seconds=1.2)
 
 # Each preset is a Matrix with its models still as patterns; `gpu` picks the precisions the device runs fast.
 PRESETS = {
     "smoke": lambda gpu: Matrix(SMOKE_MODELS, grid({"infer": (1, 8), "train": (8,)}), input_size="small",
-                                min_rounds=3, case_seconds=0.5),
+                                min_rounds=3, case_seconds=0.6, passes=3),
     "quick": lambda gpu: Matrix(QUICK_MODELS, grid({"infer": (1, 32) if gpu else (1, 8),
                                                     "train": (32,) if gpu else (2,)}),
                                 precisions=gpu.fast_precisions if gpu else ("float32",)),
@@ -142,6 +154,18 @@ def resolve(options: dict, gpu) -> Matrix:
         if not options["case_seconds"] > 0:
             raise ValueError(f"--case-seconds must be positive, got {options['case_seconds']}")
         matrix = replace(matrix, case_seconds=options["case_seconds"])
+    if options.get("passes") is not None:
+        if options["passes"] < 1:
+            raise ValueError(f"--passes must be at least 1, got {options['passes']}")
+        matrix = replace(matrix, passes=options["passes"])
+    if options.get("latency_samples") is not None:
+        if options["latency_samples"] < 1:
+            raise ValueError(f"--latency-samples must be at least 1, got {options['latency_samples']}")
+        matrix = replace(matrix, latency_samples=options["latency_samples"])
+    if options.get("latency_seconds") is not None:
+        if not options["latency_seconds"] > 0:
+            raise ValueError(f"--latency-seconds must be positive, got {options['latency_seconds']}")
+        matrix = replace(matrix, latency_seconds=options["latency_seconds"])
     if not matrix.cases():
         raise ValueError("the options select no case")
     return matrix

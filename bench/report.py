@@ -4,30 +4,51 @@ Reads only the JSON that `pytest bench/ --benchmark-autosave` saved: no Keras, n
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import csv
 import io
 import math
 import os
 import re
+import statistics
 import sys
 import tempfile
 from collections import defaultdict
 
 from tabulate import tabulate
 
-from .cli import UsageError, run
-from .runs import DEFAULT_STORAGE, FIELDS, load_run, newest_run, resolve_ref
+from .cli import ArgumentParser, UsageError, run
+from .runs import DEFAULT_STORAGE, FIELDS, RunNoise, load_run, newest_run, resolve_ref, run_noise
+from .stats import PERCENTILE_MIN_SAMPLES
 
 MISSING = "-"
 FORMATS = ("md", "csv", "html")
 COST_EXAMPLES = (("conv5x5", "conv5x5_bottleneck"), ("inception3a_naive", "inception3a"))
 GIB, MIB = 2 ** 30, 2 ** 20
+P90_MIN, P99_MIN = PERCENTILE_MIN_SAMPLES["p90"], PERCENTILE_MIN_SAMPLES["p99"]
 
 
 def _num(value, fmt: str) -> str:
     return MISSING if value is None else format(value, fmt)
+
+
+def _pm(error) -> str:
+    """A median's 95% interval as +-x%; '+-?' where the case had too few rounds to know it."""
+    return f"±{error * 100:.1f}%" if error is not None else "±?"
+
+
+def _mfu(mfu) -> str:
+    """Above 100% the ceiling, not the model, is wrong: a probe read low."""
+    if mfu is None:
+        return MISSING
+    return f"{mfu * 100:.1f}" if mfu <= 1 else "over the ceiling: it read low"
+
+
+def _overhead(info) -> str:
+    """Step time added by the harness, from the median paired ratio of harness and bare calls."""
+    if not info or not info.get("throughput_ratio"):
+        return MISSING
+    return f"{(1 / info['throughput_ratio'] - 1) * 100:+.1f}% ({info.get('overhead_pairs', '?')} pairs)"
 
 
 def _ratio(new, base) -> str:
@@ -63,16 +84,33 @@ class Report:
             m = r.machine
             peaks = m.get("peak_flops_per_s") or {}
             commit = r.commit.get("id") or MISSING
+            probes = m.get("peak_probe") or {}
             rows.append((r.name, (r.datetime or MISSING)[:19], commit[:10] if len(commit) == 40 else commit,
                          m.get("device", MISSING), m.get("tensorflow_version", MISSING), m.get("keras_version", MISSING),
                          m.get("cpu_cores_logical", MISSING), _num(m.get("memory_bytes") and m["memory_bytes"] / GIB, ".1f"),
-                         ", ".join(f"{p} {v / 1e12:.3g}" for p, v in peaks.items()) or MISSING,
+                         "; ".join(f"{p} {v / 1e12:.3g}" + (f" ({probes[p]})" if p in probes else "")
+                                   for p, v in peaks.items()) or MISSING,
                          _num(m.get("peak_bandwidth_bytes_per_s") and m["peak_bandwidth_bytes_per_s"] / 1e9, ".1f"),
-                         len(r.cases), len(r.skipped)))
-        return ("Machine and run: the device, versions, measured matmul peak (TFLOP/s per precision) and "
-                "bandwidth (GB/s, read + write)",
+                         _overhead(r.overhead), len(r.cases), len(r.skipped)))
+        return ("Machine and run: the device, versions, the ceiling (best TFLOP/s of the peak probes per precision, "
+                "and the probe that reached it), bandwidth (GB/s, read + write) and what the harness adds to a step "
+                "(interleaved with bare calls)",
                 ("run", "date (UTC)", "commit", "device", "TF", "Keras", "cores", "memory (GiB)",
-                 "peak (TFLOP/s)", "bandwidth (GB/s)", "cases", "skipped"), rows)
+                 "ceiling (TFLOP/s)", "bandwidth (GB/s)", "harness overhead", "cases", "skipped"), rows)
+
+    def precision_of_medians(self):
+        rows = []
+        for r in self.runs:
+            errors = sorted(c["median_error"] for c in r.cases if c["median_error"] is not None)
+            target = next((c["target_error"] for c in r.cases if c.get("target_error")), None)
+            reached = sum(1 for c in r.cases if c["reached_target"])
+            rows.append((r.name, len(r.cases), _num(target and target * 100, ".0f"), reached,
+                         _pm(errors[len(errors) // 2]) if errors else MISSING,
+                         _pm(errors[int(0.9 * (len(errors) - 1))]) if errors else MISSING,
+                         _pm(errors[-1]) if errors else MISSING, len(r.cases) - len(errors)))
+        return ("How precise the medians are: each case's 95% interval of its median step time, relative to it",
+                ("run", "cases", "target (±%)", "reached it", "median case", "90th percentile case", "widest",
+                 "unknown (1 round)"), rows)
 
     def cost(self):
         first = {}
@@ -101,13 +139,15 @@ class Report:
         for mode, precision, xla in self._settings():
             cases = [c for c in self.cases if (c["mode"], c["precision"], c["xla"]) == (mode, precision, xla)]
             setting = f"{mode}, {precision}, XLA {'on' if xla else 'off'}"
-            batches, rows = self._grid(cases, lambda c: _num(c["throughput"], ",.1f"))
-            tables.append((f"Throughput (samples/s, from the median step) by batch size: {setting}",
-                           ("model", *(f"bs {b}" for b in batches)), rows))
-            batches, rows = self._grid(cases, lambda c: f"{_num(c['latency_p50_ms'], '.2f')} / "
-                                                        f"{_num(c['latency_p99_ms'], '.2f')}")
-            tables.append((f"Latency per step (ms, p50 / p99) by batch size: {setting}",
-                           ("model", *(f"bs {b}" for b in batches)), rows))
+            batches, rows = self._grid(cases, lambda c: f"{_num(c['throughput'], ',.1f')} {_pm(c['median_error'])}")
+            tables.append((f"Throughput (samples/s, from the median step, ± its 95% interval) by batch size: "
+                           f"{setting}", ("model", *(f"bs {b}" for b in batches)), rows))
+            batches, rows = self._grid(cases, lambda c: " / ".join(_num(c[f"latency_{p}_ms"], ".2f")
+                                                                   for p in ("p50", "p90", "p99"))
+                                       + f" (n={_num(c['rounds'], 'd')})")
+            tables.append((f"Latency per step (ms, p50 / p90 / p99, n timed steps; a tail percentile is '-' below "
+                           f"{P90_MIN} steps for p90 and {P99_MIN} for p99, --latency-samples measures them) by "
+                           f"batch size: {setting}", ("model", *(f"bs {b}" for b in batches)), rows))
         return tables
 
     def _ratio_table(self, caption, vary, base_value, new_value):
@@ -145,10 +185,10 @@ class Report:
             if key not in largest or c["batch_size"] > largest[key]["batch_size"]:
                 largest[key] = c
         rows = [(label, mode, precision, "on" if xla else "off", c["batch_size"], _num(c["achieved_tflops"], ".3f"),
-                 _num(c["mfu"] is not None and c["mfu"] * 100 or None, ".1f"), _num(c["compile_s"], ".2f"),
+                 _mfu(c["mfu"]), _num(c["compile_s"], ".2f"),
                  _num(c["peak_memory_bytes"] and c["peak_memory_bytes"] / MIB, ",.1f"))
                 for (label, mode, precision, xla), c in sorted(largest.items(), key=lambda kv: _natural(kv[0]))]
-        return ("Efficiency at each setting's largest batch: achieved TFLOP/s, MFU (% of the measured matmul peak), "
+        return ("Efficiency at each setting's largest batch: achieved TFLOP/s, MFU (% of the measured ceiling), "
                 "first-call time (trace + compile, s) and peak allocator memory (MiB)",
                 ("model", "mode", "precision", "XLA", "batch", "TFLOP/s", "MFU (%)", "compile (s)",
                  "peak memory (MiB)"), rows)
@@ -190,7 +230,7 @@ class Report:
         return "Skipped cases and why (options in the reason measure them)", ("run", "case", "reason"), rows
 
     def tables(self):
-        tables = [self.machine(), self.cost(), *self.speed(), self.xla(), *self.precision(), self.efficiency(),
+        tables = [self.machine(), self.precision_of_medians(), self.cost(), *self.speed(), self.xla(), *self.precision(), self.efficiency(),
                   self.cost_example(), self.top_ops(), self.skipped()]
         return [t for t in tables if t[2]]
 
@@ -253,6 +293,11 @@ def summary(runs, cases, written) -> str:
     if measured:
         best = max(measured, key=lambda c: c["throughput"])
         lines.append(f"highest throughput: {best['case']} at {best['throughput']:,.1f} samples/s")
+    known = [c for c in cases if c.get("median_error") is not None]
+    if known:
+        reached = sum(1 for c in known if c["reached_target"])
+        lines.append(f"precision: {reached} of {len(cases)} cases know their median within their target; "
+                     f"median case ±{statistics.median(c['median_error'] for c in known) * 100:.1f}%")
     skipped = sum(len(r.skipped) for r in runs)
     if skipped:
         lines.append(f"skipped cases: {skipped} (see the saved JSON's cnnbench.skipped)")
@@ -278,31 +323,31 @@ def write_report(runs, out_dir: str, formats, with_plots: bool = True) -> list[s
 
 
 # --- comparing two runs ---------------------------------------------------------------------------------------
-Z95, MEDIAN_SE_FACTOR, NOISE_FLOOR = 1.96, 1.2533, 0.01
+NOISE_FLOOR = 0.01
 
 
-def relative_error(case) -> float:
-    """Half-width of the 95% interval of the median step time, relative to it, from the case's own spread."""
-    p50, stdev, rounds = case.get("latency_p50_ms"), case.get("latency_stdev_ms"), case.get("rounds")
-    if not (p50 and stdev is not None and rounds):
-        return math.inf
-    return Z95 * MEDIAN_SE_FACTOR * stdev / p50 / math.sqrt(rounds)
+def verdict(base, new, base_noise: RunNoise = RunNoise(None, None, ""),
+            new_noise: RunNoise = RunNoise(None, None, "")) -> tuple[float, float, str]:
+    """(change in throughput, noise band in log terms, verdict).
 
-
-def verdict(base, new) -> tuple[float, float, str]:
-    """(change in throughput, noise band, verdict): the band combines both runs' spread, with a 1% floor."""
+    On a shared machine the drift between runs dominates: an A/A compare that used the spread within runs alone
+    judged up to 21 of 24 cases "slower" or "faster", every one falsely.
+    """
     change = new["throughput"] / base["throughput"] - 1
-    noise = max(math.hypot(relative_error(base), relative_error(new)), NOISE_FLOOR)
-    if change > noise:
-        return change, noise, "faster"
-    if change < -noise:
-        return change, noise, "slower"
-    return change, noise, "within noise"
+    band = max(math.hypot(base_noise.error(base), new_noise.error(new)), NOISE_FLOOR)
+    log_change = math.log1p(change)
+    word = "faster" if log_change > band else "slower" if log_change < -band else "within noise"
+    return change, band, word
+
+
+def _band(band: float) -> str:
+    return f"-{-math.expm1(-band) * 100:.1f}/+{math.expm1(band) * 100:.1f}" if math.isfinite(band) else "±inf"
 
 
 def compare(base_run, new_run):
     base = {(c["device"], c["case"]): c for c in base_run.cases}
     new = {(c["device"], c["case"]): c for c in new_run.cases}
+    noises = base_run.noise or run_noise(base_run.cases), new_run.noise or run_noise(new_run.cases)
     rows, slower = [], []
     for key in sorted(base.keys() | new.keys(), key=lambda k: _natural(k[1])):
         device, case = key
@@ -313,18 +358,20 @@ def compare(base_run, new_run):
         elif not (base[key]["throughput"] and new[key]["throughput"]):
             rows.append((case, device, MISSING, MISSING, MISSING, MISSING, "no throughput"))
         else:
-            change, noise, word = verdict(base[key], new[key])
+            change, band, word = verdict(base[key], new[key], *noises)
             rows.append((case, device, f"{base[key]['throughput']:,.1f}", f"{new[key]['throughput']:,.1f}",
-                         f"{change * 100:+.1f}", f"±{noise * 100:.1f}" if math.isfinite(noise) else "±inf", word))
+                         f"{change * 100:+.1f}", _band(band), word))
             if word == "slower":
                 slower.append((case, -change * 100))
-    caption = (f"Throughput of {new_run.name} against {base_run.name} (samples/s; change in %, noise band from "
-               "both runs' spread)")
-    return caption, ("case", "device", "base", "new", "change (%)", "noise (%)", "verdict"), rows, slower
+    sources = "; ".join(f"{r.name}: {n.source}" + (f", sigma {n.sigma * 100:.1f}%" if n.sigma is not None else "")
+                        for r, n in zip((base_run, new_run), noises))
+    caption = (f"Throughput of {new_run.name} against {base_run.name} (samples/s; change in %; a verdict needs a "
+               f"change outside the noise band, which allows for the noise between runs of the same code: {sources})")
+    return caption, ("case", "device", "base", "new", "change (%)", "noise band (%)", "verdict"), rows, slower
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m bench.report", description=(
+    parser = ArgumentParser(prog="python -m bench.report", description=(
         "Tables (markdown, CSV, HTML) and plots from runs saved by `pytest bench/ --benchmark-autosave`."))
     parser.add_argument("runs", nargs="*", metavar="RUN",
                         help="saved runs to merge: paths or run numbers such as 0003 (default: the newest)")

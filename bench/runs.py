@@ -3,18 +3,23 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
+import statistics
 from dataclasses import dataclass
 
 from .cli import UsageError
+from .stats import latency_summary_ms, t95
 
 DEFAULT_STORAGE = ".benchmarks"
 # Every metric of a case record, in report order; a run saved by an older suite may lack some (shown as "-").
 FIELDS = ("run", "device", "case", "model", "mode", "batch_size", "precision", "xla", "input_shape", "params",
           "trainable_params", "depth", "macs_per_sample", "flops_per_sample", "activation_bytes_per_sample",
-          "flops_per_step", "throughput", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms",
-          "latency_min_ms", "latency_stdev_ms", "rounds", "cv", "compile_s", "achieved_tflops", "mfu",
-          "peak_memory_bytes", "trace_dir")
+          "flops_per_step", "throughput", "median_error", "target_error", "reached_target", "latency_p50_ms", "latency_p90_ms",
+          "latency_p99_ms", "latency_mean_ms", "latency_min_ms", "latency_max_ms", "latency_stdev_ms", "rounds",
+          "stop_reason", "cv", "compile_s", "achieved_tflops", "mfu", "peak_memory_bytes", "machine_speed_flops",
+          "trace_dir")
+OVERHEAD_GROUP = "harness overhead"  # bench/test_overhead.py
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,8 @@ class Run:
     datetime: str
     cases: list[dict]  # flat records, keys from FIELDS
     skipped: list[dict]
+    overhead: dict | None = None  # bench/test_overhead.py's extra_info, when the run measured it
+    noise: "RunNoise | None" = None  # how far its cases may move between runs of the same code
 
 
 def find_runs(storage: str = DEFAULT_STORAGE) -> list[str]:
@@ -55,12 +62,77 @@ def _flatten(bench: dict, run_name: str, device: str) -> dict:
     info = bench.get("extra_info", {})
     record = {key: info.get(key) for key in FIELDS}
     latency = info.get("latency_ms") or {}
-    for stat in ("p50", "p90", "p99", "mean", "min", "stdev"):
+    for stat in ("p50", "p90", "p99", "mean", "min", "max", "stdev"):
         record[f"latency_{stat}_ms"] = latency.get(stat)
     record["run"] = run_name
     record["device"] = info.get("device") or device
     record["top_ops"] = info.get("top_ops") or []
     return record
+
+
+def _case_record(passes: list[dict], run_name: str, device: str) -> dict:
+    """One record per case. A case timed in several passes gets the geometric mean of its passes' medians (each pass
+    weighs the same, however many rounds its share of time bought), and percentiles of the pooled rounds."""
+    passes = sorted(passes, key=lambda b: b["extra_info"].get("pass", 1))
+    record = _flatten(passes[0], run_name, device)
+    infos = [b["extra_info"] for b in passes]
+    record["pass_p50_ms"] = [(info.get("latency_ms") or {}).get("p50") for info in infos]
+    record["machine_speeds_flops"] = [info["machine_speed_flops"] for info in infos if info.get("machine_speed_flops")]
+    if len(infos) < 2 or not all(info.get("round_ms") for info in infos) or not all(record["pass_p50_ms"]):
+        return record
+    latency = latency_summary_ms([t / 1e3 for info in infos for t in info["round_ms"]])
+    for stat in ("p90", "p99", "mean", "min", "max", "stdev"):
+        record[f"latency_{stat}_ms"] = latency[stat]
+    p50 = math.exp(sum(math.log(p) for p in record["pass_p50_ms"]) / len(infos))
+    ceiling = record["achieved_tflops"] / record["mfu"] if record.get("mfu") and record.get("achieved_tflops") else None
+    record.update(latency_p50_ms=p50, rounds=latency["samples"], throughput=record["batch_size"] / (p50 / 1e3),
+                  cv=latency["stdev"] / latency["mean"], median_error=None, reached_target=False)
+    if record.get("flops_per_step"):
+        record["achieved_tflops"] = record["flops_per_step"] / (p50 / 1e3) / 1e12
+        record["mfu"] = record["achieved_tflops"] / ceiling if ceiling else record.get("mfu")
+    return record
+
+
+@dataclass(frozen=True)
+class RunNoise:
+    """How far a case's median may move between runs of the same code on this machine, in log terms."""
+    sigma: float | None  # of one pass's median; None: the run recorded nothing to estimate it
+    dof: int | None  # degrees of freedom of the pooled spread between passes; None: from the machine's drift
+    source: str
+
+    def error(self, case) -> float:
+        """Half-width of the 95% interval of the case's median between runs (log terms)."""
+        within = case.get("median_error")
+        passes = len([p for p in case.get("pass_p50_ms") or [] if p]) or 1
+        if self.sigma is None:
+            return within if within is not None else math.inf
+        if self.dof:  # the spread between passes holds the noise within them
+            return t95(self.dof) * self.sigma / math.sqrt(passes)
+        return math.inf if within is None else math.hypot(1.96 * self.sigma, within)
+
+
+def run_noise(cases) -> RunNoise:
+    """The spread between passes of the same case, pooled over the run's cases (`--passes 2` or more); else the
+    drift of the machine's speed probe over the run (1.4826 MAD of its log), which a shared machine needs.
+
+    Measured on a 2-core cloud VM: the speed of a fixed matmul wandered by 2x within two minutes, and runs of the
+    same code differed by up to 2.4x in a case, so the spread of rounds within a case says little about the next run.
+    """
+    squares, dof = 0.0, 0
+    for case in cases:
+        logs = [math.log(p) for p in case.get("pass_p50_ms") or [] if p]
+        if len(logs) > 1:
+            mean = sum(logs) / len(logs)
+            squares += sum((x - mean) ** 2 for x in logs)
+            dof += len(logs) - 1
+    if dof:
+        return RunNoise(math.sqrt(squares / dof), dof, f"spread between passes ({dof} degrees of freedom)")
+    speeds = [math.log(s) for c in cases for s in c.get("machine_speeds_flops") or []]
+    if len(speeds) >= 3:
+        middle = statistics.median(speeds)
+        return RunNoise(1.4826 * statistics.median(abs(s - middle) for s in speeds), None,
+                        "drift of the machine's speed (one pass: save runs with --passes 3 for a firmer verdict)")
+    return RunNoise(None, None, "the medians' own intervals only (nothing recorded of the noise between runs)")
 
 
 def load_run(path: str) -> Run:
@@ -82,5 +154,16 @@ def load_run(path: str) -> Run:
     suite = data.get("cnnbench") or {}
     machine = (data.get("machine_info") or {}).get("cnnbench") or {}
     name = suite.get("run_name") or os.path.splitext(os.path.basename(path))[0]
-    return Run(path, name, machine, data.get("commit_info") or {}, data.get("datetime") or "",
-               [_flatten(b, name, machine.get("device", "-")) for b in cases], suite.get("skipped") or [])
+    overhead = next((b.get("extra_info") for b in data["benchmarks"]
+                     if isinstance(b, dict) and b.get("group") == OVERHEAD_GROUP and b.get("extra_info")), None)
+    by_case = {}
+    for bench in cases:
+        by_case.setdefault(bench["extra_info"].get("case") or bench.get("name"), []).append(bench)
+    records = [_case_record(passes, name, machine.get("device", "-")) for passes in by_case.values()]
+    noise = run_noise(records)
+    for record in records:
+        if record["median_error"] is None and noise.dof:  # a case of several passes: known from their spread
+            record["median_error"] = noise.error(record)
+            record["reached_target"] = record["median_error"] <= (record.get("target_error") or 0)
+    return Run(path, name, machine, data.get("commit_info") or {}, data.get("datetime") or "", records,
+               suite.get("skipped") or [], overhead, noise)

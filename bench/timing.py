@@ -6,12 +6,8 @@ import statistics
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
 from .device import sync
-
-Z95 = 1.96
-MEDIAN_SE_FACTOR = 1.2533  # the standard error of a median is ~1.2533 sigma/sqrt(n) for normal noise
+from .stats import MEDIAN_SE_FACTOR, t95
 
 
 @dataclass(frozen=True)
@@ -20,6 +16,7 @@ class Budget:
     max_seconds: float = 2.0  # timed rounds of one case stop once they would run longer than this
     target_error: float = 0.02  # stop once the median's 95% interval is within this fraction of it
     pilot_rounds: int = 3
+    within_time: bool = False  # min_rounds give way to max_seconds (the latency scenario's stated time limit)
 
 
 def timed_call(fn, *args) -> float:
@@ -42,20 +39,15 @@ def plan_rounds(pilot_samples: list[float], budget: Budget) -> tuple[int, str]:
     """Rounds to time and why that many: 'precision' (median known well enough), 'budget' or 'min_rounds'."""
     median = statistics.median(pilot_samples)
     spread = statistics.stdev(pilot_samples) if len(pilot_samples) > 1 else median * 0.1
-    needed = math.ceil((Z95 * MEDIAN_SE_FACTOR * spread / (budget.target_error * median)) ** 2)
+    scale = MEDIAN_SE_FACTOR * spread / (budget.target_error * median)
+    needed = math.ceil((t95(max(2, math.ceil((1.96 * scale) ** 2)) - 1) * scale) ** 2)  # t's own rounds, roughly
     affordable = max(1, math.floor(budget.max_seconds / median))
     if needed <= affordable:
         rounds, reason = needed, "precision"
     else:
         rounds, reason = affordable, "budget"
     if rounds < budget.min_rounds:
+        if budget.within_time and budget.min_rounds > affordable:
+            return affordable, "budget"
         return budget.min_rounds, "min_rounds"
     return rounds, reason
-
-
-def latency_summary_ms(samples_s) -> dict:
-    """True percentiles of the raw samples (not pytest-benchmark's quartiles), in milliseconds."""
-    ms = np.asarray(samples_s, dtype=float) * 1e3
-    p50, p90, p99 = (float(v) for v in np.percentile(ms, [50, 90, 99]))
-    return {"p50": p50, "p90": p90, "p99": p99, "mean": float(ms.mean()), "min": float(ms.min()),
-            "stdev": float(ms.std(ddof=1)) if len(ms) > 1 else 0.0}

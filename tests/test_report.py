@@ -2,14 +2,18 @@
 import copy
 import csv
 import json
+import math
 import shutil
+import statistics
 import subprocess
+from collections import defaultdict
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from bench.report import compare, main as report_main, verdict
+from bench.report import compare, main as report_main, run_noise, verdict
 from bench.runs import load_run
 
 FIXTURE = Path(__file__).parent / "fixtures" / "smoke_run.json"
@@ -17,19 +21,59 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _fixture_cases():
-    return [b["extra_info"] for b in json.loads(FIXTURE.read_text())["benchmarks"]]
+    """Each case of the fixture (a smoke run of 3 passes) as the report sees it: its passes merged by hand."""
+    passes = defaultdict(list)
+    for bench in json.loads(FIXTURE.read_text())["benchmarks"]:
+        if "case" in bench["extra_info"]:
+            passes[bench["extra_info"]["case"]].append(bench["extra_info"])
+    cases = []
+    for infos in passes.values():
+        assert sorted(info["pass"] for info in infos) == [1, 2, 3]
+        pooled = [t for info in infos for t in info["round_ms"]]
+        p50 = statistics.geometric_mean(info["latency_ms"]["p50"] for info in infos)
+        cases.append(dict(infos[0], latency_p50_ms=p50, throughput=infos[0]["batch_size"] / (p50 / 1e3),
+                          rounds=len(pooled), latency_p90_ms=float(np.percentile(pooled, 90)) if len(pooled) >= 64
+                          else None))
+    return cases
+
+
+def test_machine_table_has_the_ceiling_its_probe_and_the_harness_overhead(tmp_path):
+    assert report_main([str(FIXTURE), "--out", str(tmp_path), "--no-plots"]) == 0
+    md = (tmp_path / "report.md").read_text()
+    data = json.loads(FIXTURE.read_text())
+    machine = data["machine_info"]["cnnbench"]
+    ceiling = f"float32 {machine['peak_flops_per_s']['float32'] / 1e12:.3g} ({machine['peak_probe']['float32']})"
+    overhead = next(b["extra_info"] for b in data["benchmarks"] if b["group"] == "harness overhead")
+    assert ceiling in md and f"{(1 / overhead['throughput_ratio'] - 1) * 100:+.1f}% (60 pairs)" in md
+
+
+def test_mfu_over_100_percent_blames_the_ceiling_not_the_model(tmp_path):
+    data = json.loads(FIXTURE.read_text())
+    for bench in data["benchmarks"]:
+        if bench["extra_info"].get("model") == "lenet5":
+            bench["extra_info"]["mfu"] = 1.94
+    (tmp_path / "run.json").write_text(json.dumps(data))
+    assert report_main([str(tmp_path / "run.json"), "--out", str(tmp_path), "--no-plots"]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "over the ceiling: it read low" in md and "194.0" not in md
+
+
+def test_a_run_of_the_first_schema_still_reports(tmp_path):
+    assert report_main([str(FIXTURE.with_name("smoke_run_v1.json")), "--out", str(tmp_path), "--no-plots"]) == 0
+    assert "±?" in (tmp_path / "report.md").read_text()  # it recorded no interval of its medians
 
 
 def test_report_tables_hold_the_fixtures_numbers(tmp_path, capsys):
     assert report_main([str(FIXTURE), "--out", str(tmp_path), "--format", "md,csv,html"]) == 0
     md = (tmp_path / "report.md").read_text()
     lenet = next(c for c in _fixture_cases() if c["case"] == "lenet5-infer-bs8-noxla-float32")
-    throughput = 8 / (lenet["latency_ms"]["p50"] / 1e3)
-    assert f"{throughput:,.1f}" in md
-    assert f"{lenet['latency_ms']['p50']:.2f} / {lenet['latency_ms']['p99']:.2f}" in md
+    assert f"{lenet['throughput']:,.1f} ±" in md
+    assert lenet["rounds"] < 662  # so the p99 is "-", as is a p90 below 64 rounds
+    p90 = f"{lenet['latency_p90_ms']:.2f}" if lenet["rounds"] >= 64 else "-"
+    assert f"{lenet['latency_p50_ms']:.2f} / {p90} / - (n={lenet['rounds']})" in md
     on = next(c for c in _fixture_cases() if c["case"] == "lenet5-infer-bs8-xla-float32")
     assert f"{on['throughput'] / lenet['throughput']:.2f}x" in md  # what XLA buys
-    assert "| lenet5   | 32x32x1 | 61,706   | 61,706      | 0.000   | 0.001    | 0.03                | -       |" in md
+    assert "| lenet5  | 32x32x1   | 61,706   | 61,706      | 0.000   | 0.001    | 0.03                | 5       |" in md
     assert "*What XLA buys" in md and "*Where the time goes" in md and "![Throughput against batch size]" in md
     assert "12 cases of 2 models" in capsys.readouterr().out
 
@@ -42,9 +86,11 @@ def test_csv_round_trips(tmp_path):
     assert len(rows) == len(cases) == 12
     for row in rows:
         case = cases[row["case"]]
-        assert float(row["throughput"]) == case["throughput"]
-        assert float(row["latency_p99_ms"]) == case["latency_ms"]["p99"]
-        assert int(row["macs_per_sample"]) == case["macs_per_sample"] and row["depth"] == ""
+        assert float(row["throughput"]) == pytest.approx(case["throughput"], rel=1e-12)
+        assert float(row["latency_p50_ms"]) == pytest.approx(case["latency_p50_ms"], rel=1e-12)
+        assert int(row["rounds"]) == case["rounds"] and row["latency_p99_ms"] == ""
+        assert 0 < float(row["median_error"]) < 1  # from the spread between the passes
+        assert int(row["macs_per_sample"]) == case["macs_per_sample"] and int(row["depth"]) == case["depth"]
 
 
 def test_plots_are_pngs_and_html_embeds_them(tmp_path):
@@ -67,25 +113,46 @@ def test_plots_are_pngs_and_html_embeds_them(tmp_path):
     assert all(src.startswith("data:image/png;base64,") for src in page.images)
 
 
-def _case(throughput, stdev_ms, rounds=50, name="m-infer-bs1-noxla-float32"):
-    p50 = 1000 / throughput
-    return {"device": "CPU", "case": name, "throughput": throughput, "latency_p50_ms": p50,
-            "latency_stdev_ms": stdev_ms, "rounds": rounds}
+def _case(throughput, error, name="m-infer-bs1-noxla-float32", pass_p50_ms=None, speeds=()):
+    return {"device": "CPU", "case": name, "throughput": throughput, "latency_p50_ms": 1000 / throughput,
+            "median_error": error, "pass_p50_ms": pass_p50_ms, "machine_speeds_flops": list(speeds)}
 
 
-def test_verdicts_use_both_runs_spread():
-    assert verdict(_case(100, 0.01), _case(110, 0.01))[2] == "faster"
-    assert verdict(_case(100, 0.01), _case(90, 0.01))[2] == "slower"
-    assert verdict(_case(100, 0.01), _case(100.5, 0.01))[2] == "within noise"  # under the 1% floor
-    # The same 5% change is noise when the runs are noisy: 10 ms p50, 3 ms stdev over 10 rounds.
-    assert verdict(_case(100, 3.0, rounds=10), _case(105, 3.0, rounds=10))[2] == "within noise"
+def test_verdicts_use_both_medians_intervals_when_nothing_else_is_known():
+    assert verdict(_case(100, 0.001), _case(110, 0.001))[2] == "faster"
+    assert verdict(_case(100, 0.001), _case(90, 0.001))[2] == "slower"
+    assert verdict(_case(100, 0.001), _case(100.5, 0.001))[2] == "within noise"  # under the 1% floor
+    assert verdict(_case(100, 0.04), _case(105, 0.04))[2] == "within noise"  # a 5% change inside ±5.7%
+    assert verdict(_case(100, None), _case(50, 0.001))[2] == "within noise"  # one round: nothing is known
+
+
+def test_the_spread_between_passes_is_pooled_over_the_cases():
+    # Three passes of two cases; log pass medians spread by +-0.1 around each case's mean
+    cases = [_case(100, 0.01, pass_p50_ms=[10 * math.exp(d) for d in (-0.1, 0, 0.1)]),
+             _case(50, 0.01, pass_p50_ms=[20 * math.exp(d) for d in (0.1, 0, -0.1)])]
+    noise = run_noise(cases)
+    assert noise.dof == 4 and noise.sigma == pytest.approx(math.sqrt(4 * 0.01 / 4))
+    assert noise.error(cases[0]) == pytest.approx(2.776 * 0.1 / math.sqrt(3), rel=1e-3)
+    # A 20% change is within the band of two such runs; a halving (-69% in log terms) is not
+    assert verdict(_case(100, 0.01, pass_p50_ms=[1] * 3), _case(80, 0.01, pass_p50_ms=[1] * 3), noise, noise)[2] \
+        == "within noise"
+    assert verdict(_case(100, 0.01, pass_p50_ms=[1] * 3), _case(50, 0.01, pass_p50_ms=[1] * 3), noise, noise)[2] \
+        == "slower"
+
+
+def test_one_pass_runs_fall_back_on_the_drift_of_the_machines_speed():
+    speeds = [1e11 * f for f in (1.0, 1.1, 0.9, 1.0, 5.0)]
+    noise = run_noise([_case(100, 0.01, pass_p50_ms=[10], speeds=speeds)])
+    assert noise.dof is None and noise.sigma == pytest.approx(1.4826 * math.log(1.1), rel=0.05)  # 5x ignored
+    assert noise.error(_case(100, 0.01)) == pytest.approx(math.hypot(1.96 * noise.sigma, 0.01))
+    assert run_noise([_case(100, 0.01)]).sigma is None
 
 
 def test_skipped_cases_are_listed_with_their_reason(tmp_path):
     report_main([str(FIXTURE), "--out", str(tmp_path / "none")])
     assert "Skipped cases" not in (tmp_path / "none" / "report.md").read_text()
     data = json.loads(FIXTURE.read_text())
-    reason = "a step needs at least 4.6 s at the measured peak, over the 2.4 s limit (--max-step-seconds 0 runs it)"
+    reason = "a step needs at least 4.6 s at the measured peak, over the 1.2 s limit (--max-step-seconds 0 runs it)"
     data["cnnbench"]["skipped"] = [{"case": "vgg19-infer-bs8-noxla-float32", "reason": reason}]
     (tmp_path / "run.json").write_text(json.dumps(data))
     assert report_main([str(tmp_path / "run.json"), "--out", str(tmp_path)]) == 0
@@ -96,10 +163,10 @@ def test_skipped_cases_are_listed_with_their_reason(tmp_path):
 def _run_file(tmp_path, name, scale, drop=None):
     data = json.loads(FIXTURE.read_text())
     data = copy.deepcopy(data)
-    data["benchmarks"] = [b for b in data["benchmarks"] if b["extra_info"]["case"] != drop]
+    data["benchmarks"] = [b for b in data["benchmarks"] if "case" in b["extra_info"] and b["extra_info"]["case"] != drop]
     for b in data["benchmarks"]:
         b["extra_info"]["throughput"] *= scale
-        b["extra_info"]["latency_ms"] = {k: v / scale for k, v in b["extra_info"]["latency_ms"].items()}
+        b["extra_info"]["latency_ms"] = {k: v and v / scale for k, v in b["extra_info"]["latency_ms"].items()}
     data["cnnbench"]["run_name"] = name
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps(data))

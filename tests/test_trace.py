@@ -24,6 +24,9 @@ def test_every_case_has_a_trace_and_its_top_operations(smoke_run):
         info = bench["extra_info"]
         if "case" not in info:
             continue
+        if info["pass"] > 1:  # the first pass traces the case, the later ones only time it
+            assert "trace_dir" not in info
+            continue
         assert info["trace_dir"] == str(traces / run_name / info["case"])
         assert xplane_files(info["trace_dir"]) and info["trace_steps"] == 3  # smoke steps take milliseconds
         ops = info["top_ops"]

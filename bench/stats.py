@@ -1,0 +1,61 @@
+"""Statistics of timed rounds: true percentiles, the precision of a median. No TensorFlow here (the report uses it)."""
+from __future__ import annotations
+
+import math
+import statistics
+
+import numpy as np
+
+MEDIAN_SE_FACTOR = 1.2533  # the standard error of a median is ~1.2533 sigma/sqrt(n) for normal noise
+# Student's t, two-sided 95%, for 1..30 degrees of freedom: with the 3 to 10 rounds of a slow case, 1.96 would
+# state an interval up to 2.2x too narrow.
+T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+       2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+# MLPerf LoadGen's minimum sample counts: below them a "p90" or "p99" is the maximum, or close to it.
+PERCENTILE_MIN_SAMPLES = {"p90": 64, "p99": 662}
+
+
+def t95(dof: int) -> float:
+    return T95[dof - 1] if dof <= len(T95) else 1.96 + 2.5 / dof  # within 0.001 of the table's tail
+
+
+def median_error(samples) -> float | None:
+    """Half-width of the 95% interval of the median, relative to the median; None from fewer than 2 samples.
+
+    From 6 samples on, the distribution-free interval between two order statistics (outliers, which step times
+    have, do not widen it); below that, the normal approximation with Student's t. The wider side is reported.
+    """
+    n = len(samples)
+    median = statistics.median(samples) if n else 0.0
+    if n < 2 or median <= 0:
+        return None
+    if n < 6:
+        return t95(n - 1) * MEDIAN_SE_FACTOR * statistics.stdev(samples) / math.sqrt(n) / median
+    k = _order_statistic_rank(n)
+    ordered = sorted(samples)
+    return max(median - ordered[k - 1], ordered[n - k] - median) / median
+
+
+def _order_statistic_rank(n: int) -> int:
+    """The largest k for which [x_(k), x_(n+1-k)] holds the median with probability >= 95% (binomial, p = 1/2)."""
+    log_half_n = n * math.log(0.5)
+    tail, k = 0.0, 0  # tail = P(Binomial(n, 1/2) <= k - 1)
+    while True:
+        next_tail = tail + math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + log_half_n)
+        if 1 - 2 * next_tail < 0.95:
+            return max(k, 1)
+        tail, k = next_tail, k + 1
+
+
+def latency_summary_ms(samples_s) -> dict:
+    """True percentiles of the raw samples (not pytest-benchmark's quartiles), in milliseconds.
+
+    A tail percentile is None when there are too few samples for it to be more than the maximum.
+    """
+    ms = np.asarray(samples_s, dtype=float) * 1e3
+    summary = {"samples": len(ms), "p50": float(np.median(ms))}
+    for name, minimum in PERCENTILE_MIN_SAMPLES.items():
+        summary[name] = float(np.percentile(ms, int(name[1:]))) if len(ms) >= minimum else None
+    summary.update({"mean": float(ms.mean()), "min": float(ms.min()), "max": float(ms.max()),
+                    "stdev": float(ms.std(ddof=1)) if len(ms) > 1 else 0.0})
+    return summary
