@@ -98,7 +98,7 @@ def harness(request):
                                        tracer=tracer)
     yield config._cnnbench_harness
     config._cnnbench_harness.cache.clear()
-    config._cnnbench_harness.peaks.remeasure()  # on a quiet machine now: the higher reading is the ceiling
+    config._cnnbench_harness.peaks.remeasure()  # a second reading, with no model in memory: the higher is kept
 
 
 def run_name(config) -> str:

@@ -26,6 +26,8 @@ FORMATS = ("md", "csv", "html")
 COST_EXAMPLES = (("conv5x5", "conv5x5_bottleneck"), ("inception3a_naive", "inception3a"))
 GIB, MIB = 2 ** 30, 2 ** 20
 P90_MIN, P99_MIN = PERCENTILE_MIN_SAMPLES["p90"], PERCENTILE_MIN_SAMPLES["p99"]
+PASSES_NOTE = ("; a case timed in several passes has the geometric mean of its passes' medians, known within the "
+               "spread between passes pooled over the run's cases, which is the noise between runs")
 
 
 def _num(value, fmt: str) -> str:
@@ -108,7 +110,8 @@ class Report:
                          _pm(errors[len(errors) // 2]) if errors else MISSING,
                          _pm(errors[int(0.9 * (len(errors) - 1))]) if errors else MISSING,
                          _pm(errors[-1]) if errors else MISSING, len(r.cases) - len(errors)))
-        return ("How precise the medians are: each case's 95% interval of its median step time, relative to it",
+        return (f"How precise the medians are: each case's 95% interval of its median step time, relative to it"
+                f"{PASSES_NOTE}",
                 ("run", "cases", "target (±%)", "reached it", "median case", "90th percentile case", "widest",
                  "unknown (1 round)"), rows)
 
@@ -140,8 +143,8 @@ class Report:
             cases = [c for c in self.cases if (c["mode"], c["precision"], c["xla"]) == (mode, precision, xla)]
             setting = f"{mode}, {precision}, XLA {'on' if xla else 'off'}"
             batches, rows = self._grid(cases, lambda c: f"{_num(c['throughput'], ',.1f')} {_pm(c['median_error'])}")
-            tables.append((f"Throughput (samples/s, from the median step, ± its 95% interval) by batch size: "
-                           f"{setting}", ("model", *(f"bs {b}" for b in batches)), rows))
+            tables.append((f"Throughput (samples/s, from the median step, ± its 95% interval{PASSES_NOTE}) by batch "
+                           f"size: {setting}", ("model", *(f"bs {b}" for b in batches)), rows))
             batches, rows = self._grid(cases, lambda c: " / ".join(_num(c[f"latency_{p}_ms"], ".2f")
                                                                    for p in ("p50", "p90", "p99"))
                                        + f" (n={_num(c['rounds'], 'd')})")
