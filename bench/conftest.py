@@ -5,7 +5,7 @@ from bench.cli import quiet_tensorflow
 
 quiet_tensorflow()  # before anything imports TensorFlow: its start-up lines stay off the terminal
 
-from bench.matrix import INPUT_SIZES, MODES, PRECISIONS, PRESETS, resolve  # noqa: E402
+from bench.matrix import INPUT_SIZES, MODES, NUMBER_OPTIONS, PRECISIONS, PRESETS, resolve  # noqa: E402
 
 OPTIONS = {  # option: (dest, help)
     "--models": ("models", "comma list of model names or wildcards ('resnet*')"),
@@ -17,27 +17,27 @@ OPTIONS = {  # option: (dest, help)
     "--bench-preset": ("preset", f"{', '.join(PRESETS)}: sets every axis at once (default adapts to the device)"),
 }
 
+NUMBER_HELP = {  # dest: help, for the numeric options of bench.matrix.NUMBER_OPTIONS
+    "min_rounds": "timed rounds per case at least (default 5; 3 in the smoke and CPU default runs)",
+    "case_seconds": "time for the timed rounds of one case (default 2; 0.5 in the CPU default run, 0.6 in smoke)",
+    "max_step_seconds": "skip a case whose step needs longer than this even at the measured FLOP/s ceiling "
+                        "(default 1.2 in the CPU default run, no limit otherwise; 0: no limit)",
+    "passes": "time every case in N passes over the whole session (default 3 in the smoke run, else 1); the spread "
+              "between passes is the noise --compare allows for between runs",
+    "latency_samples": "the latency scenario: time at least N single-sample inference steps (batch 1) per case, "
+                       "enough for a p90 from 64 and a p99 from 662",
+    "latency_seconds": "time limit of the latency scenario per case (default 120); a slower case times fewer steps "
+                       "and says so",
+}
+
 
 def pytest_addoption(parser):
     group = parser.getgroup("cnnbench", "cnnbench matrix")
     for flag, (dest, help_text) in OPTIONS.items():
         group.addoption(flag, dest=f"cnnbench_{dest}", default=None, help=help_text)
-    group.addoption("--min-rounds", dest="cnnbench_min_rounds", type=int, default=None,
-                    help="timed rounds per case at least (default 5; 3 in the smoke and CPU default runs)")
-    group.addoption("--case-seconds", dest="cnnbench_case_seconds", type=float, default=None,
-                    help="time for the timed rounds of one case (default 2; 0.5 in the smoke and CPU default runs)")
-    group.addoption("--max-step-seconds", dest="cnnbench_max_step_seconds", type=float, default=None,
-                    help="skip a case whose step needs longer than this even at the measured FLOP/s peak "
-                         "(default 1.2 in the CPU default run, no limit otherwise; 0: no limit)")
-    group.addoption("--passes", dest="cnnbench_passes", type=int, default=None,
-                    help="time every case in N passes over the whole session (default 3 in the smoke run, else 1); "
-                         "the spread between passes is the noise --compare allows for between runs")
-    group.addoption("--latency-samples", dest="cnnbench_latency_samples", type=int, default=None,
-                    help="the latency scenario: time at least N single-sample inference steps (batch 1) per case, "
-                         "enough for a p90 from 64 and a p99 from 662")
-    group.addoption("--latency-seconds", dest="cnnbench_latency_seconds", type=float, default=None,
-                    help="time limit of the latency scenario per case (default 120); a slower case times fewer "
-                         "steps and says so")
+    for dest, help_text in NUMBER_HELP.items():
+        group.addoption(f"--{dest.replace('_', '-')}", dest=f"cnnbench_{dest}", type=NUMBER_OPTIONS[dest][0],
+                        default=None, help=help_text)
     # `--trace` (the default: a profiler trace of each case after its timed rounds) is pytest's own flag for
     # "pdb at every test"; pytest_configure below takes it over for the benchmarks.
     group.addoption("--no-trace", dest="cnnbench_no_trace", action="store_true", default=False,
@@ -51,8 +51,7 @@ def tracing(config) -> bool:
 
 
 def _options(config) -> dict:
-    names = [dest for dest, _ in OPTIONS.values()] + ["min_rounds", "case_seconds", "max_step_seconds",
-                                                       "passes", "latency_samples", "latency_seconds"]
+    names = [dest for dest, _ in OPTIONS.values()] + list(NUMBER_OPTIONS)
     return {name: config.getoption(f"cnnbench_{name}") for name in names}
 
 

@@ -88,6 +88,17 @@ PRESETS = {
 }
 
 
+# The numeric options: dest -> (type, test, what the value must be); each sets the Matrix field of its name.
+NUMBER_OPTIONS = {
+    "min_rounds": (int, lambda v: v >= 1, "at least 1"),
+    "case_seconds": (float, lambda v: v > 0, "positive"),
+    "max_step_seconds": (float, lambda v: v >= 0, "0 (no limit) or more"),
+    "passes": (int, lambda v: v >= 1, "at least 1"),
+    "latency_samples": (int, lambda v: v >= 1, "at least 1"),
+    "latency_seconds": (float, lambda v: v > 0, "positive"),
+}
+
+
 def _split(text: str, option: str) -> list[str]:
     items = [part.strip() for part in text.split(",")]
     if not all(items):
@@ -142,30 +153,14 @@ def resolve(options: dict, gpu) -> Matrix:
                          explicit_precisions=True)
     if options.get("input_size"):
         matrix = replace(matrix, input_size=parse_choice(options["input_size"], "--input-size", INPUT_SIZES)[0])
-    if options.get("min_rounds") is not None:
-        if options["min_rounds"] < 1:
-            raise ValueError(f"--min-rounds must be at least 1, got {options['min_rounds']}")
-        matrix = replace(matrix, min_rounds=options["min_rounds"])
-    if options.get("max_step_seconds") is not None:
-        if options["max_step_seconds"] < 0:
-            raise ValueError(f"--max-step-seconds must be 0 (no limit) or more, got {options['max_step_seconds']}")
-        matrix = replace(matrix, max_step_seconds=options["max_step_seconds"] or None)
-    if options.get("case_seconds") is not None:
-        if not options["case_seconds"] > 0:
-            raise ValueError(f"--case-seconds must be positive, got {options['case_seconds']}")
-        matrix = replace(matrix, case_seconds=options["case_seconds"])
-    if options.get("passes") is not None:
-        if options["passes"] < 1:
-            raise ValueError(f"--passes must be at least 1, got {options['passes']}")
-        matrix = replace(matrix, passes=options["passes"])
-    if options.get("latency_samples") is not None:
-        if options["latency_samples"] < 1:
-            raise ValueError(f"--latency-samples must be at least 1, got {options['latency_samples']}")
-        matrix = replace(matrix, latency_samples=options["latency_samples"])
-    if options.get("latency_seconds") is not None:
-        if not options["latency_seconds"] > 0:
-            raise ValueError(f"--latency-seconds must be positive, got {options['latency_seconds']}")
-        matrix = replace(matrix, latency_seconds=options["latency_seconds"])
+    for dest, (_, valid, wanted) in NUMBER_OPTIONS.items():
+        value = options.get(dest)
+        if value is not None:
+            if not valid(value):
+                raise ValueError(f"--{dest.replace('_', '-')} must be {wanted}, got {value}")
+            matrix = replace(matrix, **{dest: value})
+    if matrix.max_step_seconds == 0:
+        matrix = replace(matrix, max_step_seconds=None)
     if not matrix.cases():
         raise ValueError("the options select no case")
     return matrix
