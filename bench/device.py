@@ -176,7 +176,8 @@ def machine_info(peaks: Peaks) -> dict:
         "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
         "keras_backend": keras.backend.backend(), "device": device_name(),
         "cpu_model": cpu_model(), "cpu_cores_logical": psutil.cpu_count(), "cpu_cores_physical":
-        psutil.cpu_count(logical=False), "memory_bytes": psutil.virtual_memory().total,
+        psutil.cpu_count(logical=False), "cpu_cores_usable": len(os.sched_getaffinity(0)),
+        "memory_bytes": psutil.virtual_memory().total,
         "tf_environment": {k: v for k, v in sorted(os.environ.items())
                            if k.startswith(("TF_", "XLA_")) and not k.startswith(TERRAFORM_PREFIXES)},
         "gpus": [],

@@ -6,15 +6,16 @@ import math
 import shutil
 import statistics
 import subprocess
-from collections import defaultdict
 import sys
+from collections import defaultdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from bench.report import compare, main as report_main, run_noise, verdict
-from bench.runs import load_run
+from bench.report import compare, machine_shift, main as report_main, verdict
+from bench.runs import RunNoise, load_run, run_noise
 
 FIXTURE = Path(__file__).parent / "fixtures" / "smoke_run.json"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -138,6 +139,23 @@ def test_the_spread_between_passes_is_pooled_over_the_cases():
         == "within noise"
     assert verdict(_case(100, 0.01, pass_p50_ms=[1] * 3), _case(50, 0.01, pass_p50_ms=[1] * 3), noise, noise)[2] \
         == "slower"
+
+
+def _run(speed, cores=2, throughput=100.0):
+    cases = [_case(throughput, 0.01, pass_p50_ms=[1] * 3, speeds=[speed * f for f in (0.98, 1.0, 1.02)])]
+    machine = {"device": "CPU", "tensorflow_version": "2.21.0", "cpu_cores_usable": cores}
+    return SimpleNamespace(cases=cases, machine=machine, name="run")
+
+
+def test_the_machines_own_change_of_speed_is_taken_out_of_the_verdict():
+    noise = RunNoise(0.05, 48, "passes")
+    base, busy = _run(120e9), _run(90e9, throughput=75.0)  # the host was busy: the probe and the case slow alike
+    shift, error, note = machine_shift(base, busy)
+    assert shift == pytest.approx(math.log(0.75)) and 0 < error < 0.1 and "corrected for" in note
+    assert verdict(base.cases[0], busy.cases[0], noise, noise)[2] == "slower"  # -29% in log terms, band 8%
+    assert verdict(base.cases[0], busy.cases[0], noise, noise, shift, error)[2] == "within noise"
+    # One core against two is another machine: nothing is corrected, and the slowdown stays a verdict
+    assert machine_shift(base, _run(60e9, cores=1))[:2] == (0.0, 0.0)
 
 
 def test_one_pass_runs_fall_back_on_the_drift_of_the_machines_speed():
