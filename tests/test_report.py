@@ -123,7 +123,9 @@ def test_verdicts_use_both_medians_intervals_when_nothing_else_is_known():
     assert verdict(_case(100, 0.001), _case(110, 0.001))[2] == "faster"
     assert verdict(_case(100, 0.001), _case(90, 0.001))[2] == "slower"
     assert verdict(_case(100, 0.001), _case(100.5, 0.001))[2] == "within noise"  # under the 1% floor
-    assert verdict(_case(100, 0.04), _case(105, 0.04))[2] == "within noise"  # a 5% change inside ±5.7%
+    assert verdict(_case(100, 0.04), _case(105, 0.04))[2] == "within noise"  # a 5% change inside ±5.7% (95%)
+    assert verdict(_case(100, 0.04), _case(107, 0.04))[2] == "within noise"  # and inside its ±7.4% at 99%
+    assert verdict(_case(100, 0.04), _case(109, 0.04))[2] == "faster"
     assert verdict(_case(100, None), _case(50, 0.001))[2] == "within noise"  # one round: nothing is known
 
 
