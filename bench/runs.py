@@ -15,10 +15,10 @@ DEFAULT_STORAGE = ".benchmarks"
 # Every metric of a case record, in report order; a run saved by an older suite may lack some (shown as "-").
 FIELDS = ("run", "device", "case", "model", "mode", "batch_size", "precision", "xla", "input_shape", "params",
           "trainable_params", "depth", "macs_per_sample", "flops_per_sample", "activation_bytes_per_sample",
-          "flops_per_step", "throughput", "median_error", "target_error", "reached_target", "latency_p50_ms", "latency_p90_ms",
-          "latency_p99_ms", "latency_mean_ms", "latency_min_ms", "latency_max_ms", "latency_stdev_ms", "rounds",
-          "stop_reason", "cv", "compile_s", "achieved_tflops", "mfu", "peak_memory_bytes", "machine_speed_flops",
-          "trace_dir")
+          "flops_per_step", "throughput", "median_error", "target_error", "reached_target", "latency_p50_ms",
+          "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_min_ms", "latency_max_ms", "latency_stdev_ms",
+          "rounds", "stop_reason", "cv", "compile_s", "achieved_tflops", "mfu", "peak_memory_bytes",
+          "machine_speed_flops", "trace_dir")
 OVERHEAD_GROUP = "harness overhead"  # bench/test_overhead.py
 
 
