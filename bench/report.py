@@ -19,7 +19,7 @@ from tabulate import tabulate
 
 from .cli import ArgumentParser, UsageError, run
 from .runs import DEFAULT_STORAGE, FIELDS, RunNoise, load_run, newest_run, resolve_ref, run_noise
-from .stats import PERCENTILE_MIN_SAMPLES
+from .stats import MEDIAN_SE_FACTOR, PERCENTILE_MIN_SAMPLES, robust_sigma
 
 MISSING = "-"
 FORMATS = ("md", "csv", "html")
@@ -348,8 +348,7 @@ def machine_shift(base_run, new_run) -> tuple[float, float, str]:
         return 0.0, 0.0, "no machine correction (the runs differ in device, TensorFlow or usable cores)"
     shift = statistics.median(speeds[1]) - statistics.median(speeds[0])
     # the standard error of a median, from the probe's robust spread in each run
-    error = 1.96 * math.sqrt(sum((1.2533 * 1.4826 * statistics.median(abs(x - statistics.median(logs)) for x in logs))
-                                 ** 2 / len(logs) for logs in speeds))
+    error = 1.96 * math.sqrt(sum((MEDIAN_SE_FACTOR * robust_sigma(logs)) ** 2 / len(logs) for logs in speeds))
     return shift, error, f"machine {math.expm1(shift) * 100:+.1f}% faster in the new run (±{error * 100:.1f}%), corrected for"
 
 

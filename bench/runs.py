@@ -5,11 +5,10 @@ import glob
 import json
 import math
 import os
-import statistics
 from dataclasses import dataclass
 
 from .cli import UsageError
-from .stats import latency_summary_ms, t95
+from .stats import latency_summary_ms, robust_sigma, t95
 
 DEFAULT_STORAGE = ".benchmarks"
 # Every metric of a case record, in report order; a run saved by an older suite may lack some (shown as "-").
@@ -129,8 +128,7 @@ def run_noise(cases) -> RunNoise:
         return RunNoise(math.sqrt(squares / dof), dof, f"spread between passes ({dof} degrees of freedom)")
     speeds = [math.log(s) for c in cases for s in c.get("machine_speeds_flops") or []]
     if len(speeds) >= 3:
-        middle = statistics.median(speeds)
-        return RunNoise(1.4826 * statistics.median(abs(s - middle) for s in speeds), None,
+        return RunNoise(robust_sigma(speeds), None,
                         "drift of the machine's speed (one pass: save runs with --passes 3 for a firmer verdict)")
     return RunNoise(None, None, "the medians' own intervals only (nothing recorded of the noise between runs)")
 

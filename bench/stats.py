@@ -19,6 +19,12 @@ def t95(dof: int) -> float:
     return T95[dof - 1] if dof <= len(T95) else 1.96 + 2.5 / dof  # within 0.001 of the table's tail
 
 
+def robust_sigma(values) -> float:
+    """The standard deviation of normal noise, estimated from the median absolute deviation (outliers ignored)."""
+    middle = statistics.median(values)
+    return 1.4826 * statistics.median(abs(v - middle) for v in values)
+
+
 def median_error(samples) -> float | None:
     """Half-width of the 95% interval of the median, relative to the median; None from fewer than 2 samples.
 
