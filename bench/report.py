@@ -349,7 +349,8 @@ def machine_shift(base_run, new_run) -> tuple[float, float, str]:
     shift = statistics.median(speeds[1]) - statistics.median(speeds[0])
     # the standard error of a median, from the probe's robust spread in each run
     error = 1.96 * math.sqrt(sum((MEDIAN_SE_FACTOR * robust_sigma(logs)) ** 2 / len(logs) for logs in speeds))
-    return shift, error, f"machine {math.expm1(shift) * 100:+.1f}% faster in the new run (±{error * 100:.1f}%), corrected for"
+    moved = f"{abs(math.expm1(shift)) * 100:.1f}% {'faster' if shift > 0 else 'slower'}"
+    return shift, error, f"the machine ran {moved} in the new run (±{error * 100:.1f}%), corrected for"
 
 
 def verdict(base, new, base_noise: RunNoise = RunNoise(None, None, ""), new_noise: RunNoise = RunNoise(None, None, ""),
