@@ -18,7 +18,7 @@ from collections import defaultdict
 from tabulate import tabulate
 
 from .cli import ArgumentParser, UsageError, run
-from .runs import DEFAULT_STORAGE, FIELDS, RunNoise, load_run, newest_run, resolve_ref, run_noise
+from .runs import DEFAULT_STORAGE, FIELDS, RunNoise, load_run, newest_run, resolve_ref
 from .stats import MEDIAN_SE_FACTOR, PERCENTILE_MIN_SAMPLES, robust_sigma
 
 MISSING = "-"
@@ -376,7 +376,7 @@ def _band(band: float) -> str:
 def compare(base_run, new_run):
     base = {(c["device"], c["case"]): c for c in base_run.cases}
     new = {(c["device"], c["case"]): c for c in new_run.cases}
-    noises = base_run.noise or run_noise(base_run.cases), new_run.noise or run_noise(new_run.cases)
+    noises = base_run.noise, new_run.noise
     shift, shift_error, shift_note = machine_shift(base_run, new_run)
     rows, slower = [], []
     for key in sorted(base.keys() | new.keys(), key=lambda k: _natural(k[1])):

@@ -31,7 +31,7 @@ class Run:
     cases: list[dict]  # flat records, keys from FIELDS
     skipped: list[dict]
     overhead: dict | None = None  # bench/test_overhead.py's extra_info, when the run measured it
-    noise: "RunNoise | None" = None  # how far its cases may move between runs of the same code
+    noise: "RunNoise | None" = None  # how far its cases may move between runs of the same code (load_run sets it)
 
 
 def find_runs(storage: str = DEFAULT_STORAGE) -> list[str]:
