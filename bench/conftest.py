@@ -1,11 +1,17 @@
 """The benchmark session: options, the case matrix, the shared harness and what goes into the saved JSON."""
-import pytest
+import contextlib
+import time
 
-from bench.cli import quiet_tensorflow
+SESSION_STARTED = time.perf_counter()  # the budget and the time breakdown count TensorFlow's import too
+
+import pytest  # noqa: E402
+
+from bench.cli import quiet_tensorflow  # noqa: E402
 
 quiet_tensorflow()  # before anything imports TensorFlow: its start-up lines stay off the terminal
 
-from bench.matrix import INPUT_SIZES, MODES, NUMBER_OPTIONS, PRECISIONS, PRESETS, resolve  # noqa: E402
+from bench.matrix import (CPU_BUDGET_MINUTES, GPU_BUDGET_MINUTES, INPUT_SIZES, MODES, NUMBER_OPTIONS,  # noqa: E402
+                          PRECISIONS, PRESETS, resolve)
 
 OPTIONS = {  # option: (dest, help)
     "--models": ("models", "comma list of model names or wildcards ('resnet*')"),
@@ -19,9 +25,11 @@ OPTIONS = {  # option: (dest, help)
 
 NUMBER_HELP = {  # dest: help, for the numeric options of bench.matrix.NUMBER_OPTIONS
     "min_rounds": "timed rounds per case at least (default 5; 3 in the smoke and CPU default runs)",
-    "case_seconds": "time for the timed rounds of one case (default 2; 0.5 in the CPU default run, 0.6 in smoke)",
-    "max_step_seconds": "skip a case whose step needs longer than this even at the measured FLOP/s ceiling "
-                        "(default 1.2 in the CPU default run, no limit otherwise; 0: no limit)",
+    "case_seconds": "time for the timed rounds of one case (default 2; 2.5 in the CPU default run, 0.6 in smoke)",
+    "time_budget": "minutes for the whole session: cases are planned in priority (each model's cheapest inference "
+                   "case, then batch sizes, fast precisions, training, XLA) and what does not fit is skipped "
+                   f"(default {CPU_BUDGET_MINUTES:g} on a CPU, {GPU_BUDGET_MINUTES:g} on a GPU, none with a named "
+                   "preset; 0: no limit)",
     "passes": "time every case in N passes over the whole session (default 3 in the smoke run, else 1); the spread "
               "between passes is the noise --compare allows for between runs",
     "latency_samples": "the latency scenario: time at least N single-sample inference steps (batch 1) per case, "
@@ -38,12 +46,15 @@ def pytest_addoption(parser):
     for dest, help_text in NUMBER_HELP.items():
         group.addoption(f"--{dest.replace('_', '-')}", dest=f"cnnbench_{dest}", type=NUMBER_OPTIONS[dest][0],
                         default=None, help=help_text)
-    # `--trace` (the default: a profiler trace of each case after its timed rounds) is pytest's own flag for
+    # `--trace` (the default: a profiler trace of each step after its timed rounds) is pytest's own flag for
     # "pdb at every test"; pytest_configure below takes it over for the benchmarks.
     group.addoption("--no-trace", dest="cnnbench_no_trace", action="store_true", default=False,
                     help="capture no profiler traces (they are on by default; --trace says so explicitly)")
     group.addoption("--trace-dir", dest="cnnbench_trace_dir", default="results/traces",
                     help="where traces go: <trace-dir>/<run>/<case>/ (default results/traces)")
+    group.addoption("--trace-every-batch-size", dest="cnnbench_trace_every_batch_size", action="store_true",
+                    default=False, help="trace every case, not only each step's first batch size (the others run "
+                    "the same graph, with bigger tensors)")
 
 
 def tracing(config) -> bool:
@@ -65,39 +76,45 @@ def pytest_configure(config):
         config._cnnbench_matrix = resolve(_options(config), device.gpu())
     except ValueError as err:
         raise pytest.UsageError(str(err)) from None
+    if config.get_verbosity() == 0:  # -v keeps pytest's lines, -q its dots
+        from bench.console import Progress
+        config.pluginmanager.register(Progress(config), "cnnbench-progress")
+
+
+def session_harness(config):
+    """The session's harness, made on first need (the header, else collection): its ceilings, precisions and plan
+    decide which cases the run parametrizes."""
+    if not hasattr(config, "_cnnbench_harness"):
+        from bench.harness import open_session
+
+        tracer = None
+        if tracing(config):
+            from bench.trace import Tracer
+            tracer = Tracer(config.getoption("cnnbench_trace_dir"), run_name(config),
+                            every_batch_size=config.getoption("cnnbench_trace_every_batch_size"))
+        config._cnnbench_harness = open_session(config._cnnbench_matrix, tracer=tracer, started=SESSION_STARTED)
+    return config._cnnbench_harness
 
 
 def pytest_report_header(config):
-    from bench import device
+    from bench import console
 
-    matrix = config._cnnbench_matrix
-    passes = f", each in {matrix.passes} passes over the session" if matrix.passes > 1 else ""
-    return (f"cnnbench: {len(matrix.cases())} cases of {len(matrix.models)} models{passes} on "
-            f"{device.device_name()}; traces {'on' if tracing(config) else 'off'}")
+    return console.header(session_harness(config), tracing(config))
 
 
 def pytest_generate_tests(metafunc):
     if "case" in metafunc.fixturenames:
-        visits = metafunc.config._cnnbench_matrix.visits()
+        visits = session_harness(metafunc.config).matrix.visits()
         metafunc.parametrize("case", visits, ids=[c.test_id for c in visits])
 
 
 @pytest.fixture(scope="session")
 def harness(request):
-    from bench.harness import Harness
-    from bench.timing import Budget
-
-    config = request.config
-    matrix = config._cnnbench_matrix
-    tracer = None
-    if tracing(config):
-        from bench.trace import Tracer
-        tracer = Tracer(config.getoption("cnnbench_trace_dir"), run_name(config))
-    config._cnnbench_harness = Harness(matrix, Budget(min_rounds=matrix.min_rounds, max_seconds=matrix.case_seconds),
-                                       tracer=tracer)
-    yield config._cnnbench_harness
-    config._cnnbench_harness.cache.clear()
-    config._cnnbench_harness.peaks.remeasure()  # a second reading, with no model in memory: the higher is kept
+    harness = session_harness(request.config)
+    yield harness
+    harness.cache.clear()
+    with harness.clock("probes"):
+        harness.peaks.remeasure(harness.matrix.precisions)  # a second reading, with no model in memory: the higher is kept
 
 
 def run_name(config) -> str:
@@ -116,10 +133,13 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 
     harness = getattr(config, "_cnnbench_harness", None)
     peaks = harness.peaks if harness else device.Peaks()
-    for precision in config._cnnbench_matrix.precisions:
-        peaks.flops(precision)
-    peaks.bandwidth()
+    with harness.clock("probes") if harness else contextlib.nullcontext():
+        for precision in (harness.matrix if harness else config._cnnbench_matrix).precisions:
+            peaks.flops(precision)
+        peaks.bandwidth()
     machine_info["cnnbench"] = device.machine_info(peaks)
+    if harness:
+        machine_info["cnnbench"].update(device.precision_record(harness.speedups))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -130,13 +150,24 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
             info = bench["extra_info"]
             if info.get("achieved_tflops") is not None:
                 info["mfu"] = info["achieved_tflops"] * 1e12 / harness.peaks.flops(info["precision"])
+    matrix = harness.matrix if harness else config._cnnbench_matrix
     output_json["cnnbench"] = {
         "schema_version": 2, "run_name": run_name(config),
         "skipped": harness.skipped if harness else [],
-        "matrix": {"input_size": config._cnnbench_matrix.input_size, "min_rounds": config._cnnbench_matrix.min_rounds,
-                   "case_seconds": config._cnnbench_matrix.case_seconds,
-                   "max_step_seconds": config._cnnbench_matrix.max_step_seconds,
-                   "passes": config._cnnbench_matrix.passes,
-                   "latency_samples": config._cnnbench_matrix.latency_samples,
-                   "latency_seconds": config._cnnbench_matrix.latency_seconds},
+        "matrix": {"precisions": list(matrix.precisions), "input_size": matrix.input_size,
+                   "min_rounds": matrix.min_rounds, "case_seconds": matrix.case_seconds,
+                   "time_budget_minutes": matrix.time_budget, "passes": matrix.passes,
+                   "latency_samples": matrix.latency_samples, "latency_seconds": matrix.latency_seconds},
     }
+    if harness:
+        from bench.harness import plan_record
+        output_json["cnnbench"]["plan"] = plan_record(harness)
+        output_json["cnnbench"]["time_s"] = time_breakdown(harness.clock.session, time.perf_counter() - SESSION_STARTED)
+
+
+def time_breakdown(phases: dict, total: float) -> dict:
+    """Seconds per phase, "other" (start-up, collection, freeing models, pytest) and the session's total."""
+    record = {phase: round(seconds, 2) for phase, seconds in phases.items()}
+    record["other"] = round(total - sum(phases.values()), 2)
+    record["total"] = round(total, 2)
+    return record

@@ -45,9 +45,30 @@ def device_name() -> str:
     return f"GPU:0 ({found.name})" if found else f"CPU ({cpu_model()})"
 
 
-def fast_precisions() -> tuple[str, ...]:
+FAST_MARGIN = 1.25  # a mixed precision counts as fast where its ceiling beats float32's by this much
+
+
+def speedups(peaks: "Peaks", precisions) -> dict[str, float]:
+    """Each precision's ceiling over float32's, from the same probes."""
+    base = peaks.flops("float32")
+    return {precision: peaks.flops(precision) / base for precision in precisions}
+
+
+def fast_precisions(speedup: dict[str, float]) -> tuple[str, ...]:
+    """float32 and every precision whose probes ran FAST_MARGIN times faster: measured, on a CPU as on a GPU
+    (where `Gpu.fast_precisions`, from the compute capability, is the cross-check)."""
+    return ("float32",) + tuple(p for p, ratio in speedup.items() if p != "float32" and ratio >= FAST_MARGIN)
+
+
+def precision_record(speedup: dict[str, float]) -> dict:
+    """For machine_info: each precision's ceiling over float32's, those that count as fast, and on a GPU the
+    compute capability's answer beside the measured one."""
+    record = {"precision_speedup": dict(speedup), "fast_margin": FAST_MARGIN,
+              "fast_precisions": list(fast_precisions(speedup))}
     found = gpu()
-    return found.fast_precisions if found else ("float32",)
+    if found is not None:
+        record["fast_by_compute_capability"] = list(found.fast_precisions)
+    return record
 
 
 def sync() -> None:
@@ -157,8 +178,8 @@ class Peaks:
         flops, fn, args = self._canary
         return flops / _best_seconds(fn, *args, repeats=3)
 
-    def remeasure(self) -> None:
-        for precision in list(self._flops):
+    def remeasure(self, precisions=None) -> None:
+        for precision in precisions or list(self._flops):
             self._measure(precision)
         if self._bandwidth is not None:
             self._bandwidth = max(self._bandwidth, measure_bandwidth())

@@ -1,6 +1,7 @@
 """One case, measured right: build (cached), compile timed apart, pilot, timed rounds, record."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 
 import pytest
@@ -8,11 +9,11 @@ import tensorflow as tf
 
 from models.info import depth
 
-from . import device, memory
+from . import device, memory, model_facts, plan
 from .matrix import Case, Matrix
 from .steps import ModelCache, inference_step, synthetic_batch, training_step
 from .stats import latency_summary_ms, median_error
-from .timing import Budget, pilot, plan_rounds, timed_call
+from .timing import Budget, PhaseClock, pilot, plan_rounds, timed_call
 
 SCHEMA_VERSION = 2  # 2: p90/p99 null below their sample counts; median_error
 OOM_ERRORS = (tf.errors.ResourceExhaustedError,)
@@ -36,6 +37,10 @@ class Harness:
     cache: ModelCache = field(default_factory=ModelCache)
     out_of_memory: dict = field(default_factory=dict)  # (model, mode, precision, xla) -> smallest failing batch
     skipped: list = field(default_factory=list)  # {"case", "reason"} for the saved JSON
+    clock: PhaseClock = field(default_factory=PhaseClock)
+    planner: plan.Planner | None = None  # None: no time budget
+    speedups: dict = field(default_factory=dict)  # precision -> its ceiling over float32's
+    last_result: dict | None = None  # the case just measured, for the console
 
     def skip(self, case: Case, reason: str):
         self.skipped.append({"case": case.id, "reason": reason})
@@ -45,20 +50,9 @@ class Harness:
         earlier = next((skip["reason"] for skip in self.skipped if skip["case"] == case.id), None)
         if earlier:  # by an earlier pass
             pytest.skip(earlier)
-        if case.precision not in device.fast_precisions() and not self.matrix.explicit_precisions:
-            self.skip(case, f"{case.precision} is not fast on {device.device_name()}; name it in --precision to run it")
         failed_at = self.out_of_memory.get(_oom_key(case))
         if failed_at is not None and case.batch_size > failed_at:
             self.skip(case, f"out of memory at batch {failed_at}")
-
-    def check_step_time(self, case: Case, cost) -> None:
-        """On a slow device, a step that needs seconds even at the measured peak is skipped if the matrix says so."""
-        limit = self.matrix.max_step_seconds
-        if limit:
-            at_peak = flops_per_step(case, cost) / self.peaks.flops(case.precision)
-            if at_peak > limit:
-                self.skip(case, f"a step needs at least {at_peak:.3g} s at the measured peak, over the "
-                                f"{limit:g} s limit (--max-step-seconds 0 runs it)")
 
     def budget_for(self, case: Case) -> Budget:
         """A pass's share of the case's time; the latency scenario (`--latency-samples N`) times N single-sample
@@ -69,39 +63,56 @@ class Harness:
         return replace(self.budget, max_seconds=self.budget.max_seconds / self.matrix.passes)
 
     def make_step(self, case: Case, model):
+        """(step, whether it is new): a built model's step for a mode and XLA setting serves every batch size."""
         if case.mode == "infer":
-            return inference_step(model, xla=case.xla)
-        return training_step(model, xla=case.xla, precision=case.precision)
+            return self.cache.step((case.mode, case.xla), lambda: inference_step(model, xla=case.xla))
+        return self.cache.step((case.mode, case.xla),
+                               lambda: training_step(model, xla=case.xla, precision=case.precision))
 
     def run(self, case: Case, benchmark) -> None:
-        self.check_runnable(case)
-        benchmark.group = case.model
+        self.clock.case, self.last_result = {}, None
+        started, measured = time.perf_counter(), None
         try:
-            self._measure(case, benchmark)
-        except OOM_ERRORS:
-            self.out_of_memory[_oom_key(case)] = case.batch_size
-            self.cache.clear()
-            self.skip(case, f"out of memory at batch {case.batch_size}")
+            self.check_runnable(case)
+            if self.planner is not None and not self.planner.admit(case, started):
+                self.skip(case, plan.OUTSIDE)
+            benchmark.group = case.model
+            try:
+                self._measure(case, benchmark)
+            except OOM_ERRORS:
+                self.out_of_memory[_oom_key(case)] = case.batch_size
+                self.cache.clear()
+                self.skip(case, f"out of memory at batch {case.batch_size}")
+            measured = time.perf_counter() - started
+        finally:
+            if self.planner is not None:
+                self.planner.finish(case, measured)
 
     def _measure(self, case: Case, benchmark) -> None:
-        model, cost = self.cache.get(case.model, case.precision, self.matrix.input_size)
-        self.check_step_time(case, cost)
+        clock = self.clock
+        with clock("build"):
+            model, cost = self.cache.get(case.model, case.precision, self.matrix.input_size)
         x, y = synthetic_batch(model, case.batch_size)
-        step = self.make_step(case, model)
+        step, new_step = self.make_step(case, model)
         device.sync()
         memory.reset_peak()
-        compile_s = timed_call(step, x, y)  # tracing (+ XLA compile) and the first run
-        budget = self.budget_for(case)
-        rounds, stop_reason = plan_rounds(pilot(step, (x, y), budget), budget)
-        benchmark.pedantic(timed_call, args=(step, x, y), rounds=rounds, iterations=1, warmup_rounds=0)
+        with clock("first_call"):
+            compile_s = timed_call(step, x, y)  # tracing (+ XLA compile) and the first run
+        budget = self.budget_for(case).after_first_call(compile_s)
+        with clock("pilot"):
+            rounds, stop_reason = plan_rounds(pilot(step, (x, y), budget), budget)
+        with clock("timed"):
+            benchmark.pedantic(timed_call, args=(step, x, y), rounds=rounds, iterations=1, warmup_rounds=0)
         peak_memory = memory.peak_bytes()
         if benchmark.stats is None:  # --benchmark-disable: the step ran once, nothing to record
             return
-        machine_speed = self.peaks.speed_now()
+        with clock("probes"):
+            machine_speed = self.peaks.speed_now()
         samples = list(benchmark.stats.stats.data)
         latency = latency_summary_ms(samples)
         median_s = latency["p50"] / 1e3
         error = median_error(samples)
+        self.last_result = {"case": case.test_id, "median_s": median_s, "error": error, "rounds": len(samples)}
         step_flops = flops_per_step(case, cost)
         achieved = step_flops / median_s
         benchmark.extra_info.update({
@@ -112,7 +123,7 @@ class Harness:
             "macs_per_sample": cost.macs,
             "flops_per_sample": cost.flops, "activation_bytes_per_sample": cost.activation_bytes,
             "flops_per_step": step_flops, "latency_ms": latency,
-            "throughput": case.batch_size / median_s, "compile_s": compile_s,
+            "throughput": case.batch_size / median_s, "compile_s": compile_s, "first_call_traced": new_step,
             "achieved_tflops": achieved / 1e12, "mfu": achieved / self.peaks.flops(case.precision),
             "peak_memory_bytes": peak_memory, "rounds": len(samples), "stop_reason": stop_reason,
             "cv": latency["stdev"] / latency["mean"] if latency["mean"] else 0.0,
@@ -121,5 +132,58 @@ class Harness:
             "machine_speed_flops": machine_speed, "pass": case.pass_index, "passes": self.matrix.passes,
             "round_ms": [float(f"{t * 1e3:.5g}") for t in samples],  # each pass's rounds, pooled by the report
         })
-        if self.tracer is not None and case.pass_index == 1:
-            benchmark.extra_info.update(self.tracer.capture(case, step, (x, y), median_s))
+        if self.tracer is not None and case.pass_index == 1 and (new_step or self.tracer.every_batch_size):
+            with clock("trace"):
+                benchmark.extra_info.update(self.tracer.capture(case, step, (x, y), median_s))
+        benchmark.extra_info["time_s"] = {phase: round(seconds, 3) for phase, seconds in clock.case.items()}
+
+
+def open_session(matrix: Matrix, *, tracer=None, started: float | None = None) -> Harness:
+    """The session's harness: ceilings measured in every candidate precision, the precisions the device runs fast
+    kept (all of them when named), and the cases planned to the time budget, counted from `started`."""
+    harness = Harness(matrix, Budget(min_rounds=matrix.min_rounds, max_seconds=matrix.case_seconds), tracer=tracer)
+    probing = time.perf_counter()
+    with harness.clock("probes"):
+        harness.speedups = device.speedups(harness.peaks, matrix.precisions)
+    if not matrix.explicit_precisions:
+        fast = device.fast_precisions(harness.speedups)
+        harness.matrix = replace(matrix, precisions=tuple(p for p in matrix.precisions if p in fast))
+    if harness.matrix.time_budget:
+        # the end of the session measures the kept precisions' ceilings again
+        reserve = (time.perf_counter() - probing) * len(harness.matrix.precisions) / len(matrix.precisions) + 2.0
+        deadline = (started if started is not None else probing) + harness.matrix.time_budget * 60
+        harness.planner = make_planner(harness.matrix, {p: harness.peaks.flops(p) for p in harness.matrix.precisions},
+                                       plan.GPU_TIMINGS if device.gpu() else plan.CPU_TIMINGS, tracer, deadline,
+                                       reserve)
+    return harness
+
+
+def make_planner(matrix: Matrix, ceilings: dict, timings: plan.Timings, tracer, deadline: float | None,
+                 reserve: float = 0.0) -> plan.Planner:
+    """A planner for the matrix's visits on a device of these ceilings (FLOP/s by precision) and timings."""
+    facts = model_facts.lookup(matrix.models, matrix.input_size)
+    visits = matrix.visits()
+    estimates = {}
+    for visit in visits:
+        seconds = matrix.case_seconds
+        if matrix.latency_samples and visit.mode == "infer" and visit.batch_size == 1 and visit.pass_index == 1:
+            step = timings.step(visit, facts[visit.model], ceilings[visit.precision])
+            seconds = min(matrix.latency_seconds, matrix.latency_samples * step) * matrix.passes
+        traced = tracer is not None and visit.pass_index == 1
+        estimates[visit.test_id] = plan.estimate_case(
+            visit, facts[visit.model], ceilings[visit.precision], timings, min_rounds=matrix.min_rounds,
+            case_seconds=seconds, passes=matrix.passes, trace_steps=tracer.steps_for if traced else None,
+            trace_every_batch_size=traced and tracer.every_batch_size)
+    builds = {name: timings.build(facts[name]) for name in matrix.models}
+    return plan.Planner(visits, estimates, builds, deadline, reserve)
+
+
+def plan_record(harness: Harness) -> dict | None:
+    """The plan as it ended, for the saved JSON: the budget, what it admitted and how far the estimates were off."""
+    planner = harness.planner
+    if planner is None:
+        return None
+    outside = sum(1 for skip in harness.skipped if skip["reason"] == plan.OUTSIDE)
+    return {"budget_minutes": harness.matrix.time_budget, "candidate_cases": len(planner.visits),
+            "outside_budget": outside, "measured_over_estimated": planner.correction,
+            "estimated_s": sum(e for e, _ in planner.spent), "measured_s": sum(m for _, m in planner.spent)}

@@ -36,12 +36,12 @@ def grid(batch_sizes: dict, xla=(False, True)) -> dict:
 class Matrix:
     models: tuple[str, ...]
     grid: dict = field(default_factory=dict)  # mode -> {xla: batch sizes}: what is measured, per mode and setting
-    precisions: tuple[str, ...] = ("float32",)
+    precisions: tuple[str, ...] = ("float32",)  # candidates: a run keeps float32 and those the device runs fast
     input_size: str = "default"
     explicit_precisions: bool = False  # named by the user: run even where the device is slow at it
     min_rounds: int = 5
     case_seconds: float = 2.0  # time for the timed rounds of one case
-    max_step_seconds: float | None = None  # skip a case whose step needs longer even at the measured peak
+    time_budget: float | None = None  # minutes for the whole session; bench.plan fits the cases to it
     latency_samples: int | None = None  # the latency scenario: this many timed steps at batch 1 (inference)
     latency_seconds: float = 120.0  # ... within this time per case
     passes: int = 1  # times each case is visited, spread over the session; each pass gets 1/passes of case_seconds
@@ -62,29 +62,26 @@ SMOKE_MODELS = ("lenet5", "resnet20", "conv5x5", "conv5x5_bottleneck")
 QUICK_MODELS = ("lenet5", "alexnet", "vgg16", "resnet18", "resnet50", "resnet50v2", "resnet56", "googlenet",
                 "inception_v3", "conv5x5", "conv5x5_bottleneck", "inception3a_naive", "inception3a")
 GPU_BATCHES = (1, 8, 32, 64, 128, 256)
+CPU_BUDGET_MINUTES = 20.0
+GPU_BUDGET_MINUTES = 60.0  # the README's "A default run on a GPU" says what fits and why an hour
 
-# The whole zoo on a 2-core CPU in 20 minutes. There the first call of each case (tracing, graph optimisation, any
-# XLA compile) costs most: 712 of the 1,530 s the zoo needed at batch 1 and 8 with and without XLA plus a training
-# step. So XLA is measured at batch 1 only, and training without XLA: compiling a training step with XLA took 10 s
-# (VGG-19) to 71 s (ResNet-152), and the compiled step was no faster (ResNet-152 6.1 s vs 3.2 s). That still took
-# 20.7 minutes; the 8 cases whose step needs over 175 GFLOP (VGG-13/16/19, ResNet-152 v1/v2 and Inception v4 at
-# batch 8, VGG-16/19 in training) took 216 s of it, so they are skipped, with that reason. The next smaller step
-# needs 148 GFLOP (Inception v4 training at batch 2); at the 128-152 GFLOP/s a 2-core Zen 3's ceiling read, 1.2 s
-# falls between the two. `--xla on,off` and `--max-step-seconds 0` measure everything.
-CPU_DEFAULT = Matrix(ALL, {"infer": {False: (1, 8), True: (1,)}, "train": {False: (2,)}},
-                     min_rounds=3, case_seconds=0.5, max_step_seconds=1.2)
+# The whole zoo on a CPU, planned to 20 minutes (bench.plan). XLA is a candidate at batch 1 only and training
+# without XLA: compiling a training step with XLA took 10 s (VGG-19) to 71 s (ResNet-152) on a 2-core CPU, and the
+# compiled step was no faster (ResNet-152 6.1 s vs 3.2 s). 4 s of timed rounds a case (more after a long first
+# call): at 2.5 s the first calls (tracing, graph optimisation, compiles) took 40% of the run, the timed rounds 30%.
+CPU_DEFAULT = Matrix(ALL, {"infer": {False: (1, 8), True: (1,)}, "train": {False: (2,)}}, precisions=PRECISIONS,
+                     min_rounds=3, case_seconds=4.0, time_budget=CPU_BUDGET_MINUTES)
 
-# Each preset is a Matrix with its models still as patterns; `gpu` picks the precisions the device runs fast.
+# Each preset is a Matrix with its models still as patterns and its candidate precisions.
 PRESETS = {
     "smoke": lambda gpu: Matrix(SMOKE_MODELS, grid({"infer": (1, 8), "train": (8,)}), input_size="small",
                                 min_rounds=3, case_seconds=0.6, passes=3),
     "quick": lambda gpu: Matrix(QUICK_MODELS, grid({"infer": (1, 32) if gpu else (1, 8),
-                                                    "train": (32,) if gpu else (2,)}),
-                                precisions=gpu.fast_precisions if gpu else ("float32",)),
+                                                    "train": (32,) if gpu else (2,)}), precisions=PRECISIONS),
     "full": lambda gpu: Matrix(ALL, grid({"infer": GPU_BATCHES, "train": GPU_BATCHES[1:] if gpu else (2, 8)}),
-                               precisions=gpu.fast_precisions if gpu else ("float32",)),
-    # What a plain run measures: the full matrix on a GPU, CPU_DEFAULT on a CPU.
-    "default": lambda gpu: PRESETS["full"](gpu) if gpu else CPU_DEFAULT,
+                               precisions=PRECISIONS),
+    # What a plain run measures: the full matrix within an hour on a GPU, CPU_DEFAULT on a CPU.
+    "default": lambda gpu: replace(PRESETS["full"](gpu), time_budget=GPU_BUDGET_MINUTES) if gpu else CPU_DEFAULT,
 }
 
 
@@ -92,7 +89,7 @@ PRESETS = {
 NUMBER_OPTIONS = {
     "min_rounds": (int, lambda v: v >= 1, "at least 1"),
     "case_seconds": (float, lambda v: v > 0, "positive"),
-    "max_step_seconds": (float, lambda v: v >= 0, "0 (no limit) or more"),
+    "time_budget": (float, lambda v: v >= 0, "0 (no limit) or more minutes"),
     "passes": (int, lambda v: v >= 1, "at least 1"),
     "latency_samples": (int, lambda v: v >= 1, "at least 1"),
     "latency_seconds": (float, lambda v: v > 0, "positive"),
@@ -159,8 +156,8 @@ def resolve(options: dict, gpu) -> Matrix:
             if not valid(value):
                 raise ValueError(f"--{dest.replace('_', '-')} must be {wanted}, got {value}")
             matrix = replace(matrix, **{dest: value})
-    if matrix.max_step_seconds == 0:
-        matrix = replace(matrix, max_step_seconds=None)
+    if matrix.time_budget == 0:
+        matrix = replace(matrix, time_budget=None)
     if not matrix.cases():
         raise ValueError("the options select no case")
     return matrix

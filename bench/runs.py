@@ -32,6 +32,8 @@ class Run:
     skipped: list[dict]
     overhead: dict | None = None  # bench/test_overhead.py's extra_info, when the run measured it
     noise: "RunNoise | None" = None  # how far its cases may move between runs of the same code (load_run sets it)
+    time_s: dict | None = None  # where the session's time went, by phase (bench.timing.PHASES, other, total)
+    plan: dict | None = None  # its time budget, what fell outside and how far the estimates were off
 
 
 def find_runs(storage: str = DEFAULT_STORAGE) -> list[str]:
@@ -164,4 +166,4 @@ def load_run(path: str) -> Run:
             record["median_error"] = noise.error(record)
             record["reached_target"] = record["median_error"] <= (record.get("target_error") or 0)
     return Run(path, name, machine, data.get("commit_info") or {}, data.get("datetime") or "", records,
-               suite.get("skipped") or [], overhead, noise)
+               suite.get("skipped") or [], overhead, noise, suite.get("time_s"), suite.get("plan"))

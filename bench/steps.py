@@ -28,6 +28,7 @@ class ModelCache:
     def __init__(self):
         self._key = None
         self._value: tuple[keras.Model, ModelCost] | None = None
+        self._steps: dict = {}
 
     def get(self, name: str, precision: str, input_size: str) -> tuple[keras.Model, ModelCost]:
         key = (name, precision, input_size)
@@ -39,8 +40,16 @@ class ModelCache:
             self._key, self._value = key, (model, model_cost(model))
         return self._value
 
+    def step(self, key, make):
+        """(step, whether it is new): one traced step per key, for every batch size of the built model."""
+        if key in self._steps:
+            return self._steps[key], False
+        self._steps[key] = make()
+        return self._steps[key], True
+
     def clear(self) -> None:
         self._key = self._value = None
+        self._steps = {}
         keras.backend.clear_session()
         _drop_custom_gradients()
         gc.collect()
@@ -72,8 +81,16 @@ def synthetic_batch(model: keras.Model, batch_size: int):
     return x, y
 
 
+def batch_signature(model: keras.Model) -> list[tf.TensorSpec]:
+    """The step's inputs with the batch left open: one trace serves every batch size (a second batch size's first
+    call fell from 1.35 s to 0.43 s for ResNet-50, at the same step time), and XLA compiles each shape it meets."""
+    out_shape = model.output_shape
+    y = (tf.TensorSpec((None,), tf.int32) if len(out_shape) == 2 else tf.TensorSpec((None, *out_shape[1:])))
+    return [tf.TensorSpec((None, *model.input_shape[1:])), y]
+
+
 def inference_step(model: keras.Model, *, xla: bool):
-    @tf.function(jit_compile=xla)
+    @tf.function(jit_compile=xla, input_signature=batch_signature(model))
     def step(x, y):
         return model(x, training=False)
     return step
@@ -88,7 +105,7 @@ def training_step(model: keras.Model, *, xla: bool, precision: str):
     loss_fn = (keras.losses.SparseCategoricalCrossentropy() if len(model.output_shape) == 2
                else keras.losses.MeanSquaredError())
 
-    @tf.function(jit_compile=xla)
+    @tf.function(jit_compile=xla, input_signature=batch_signature(model))
     def step(x, y):
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=True))

@@ -4,9 +4,11 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 
 from .device import sync
+from .plan import timed_seconds
 from .stats import MEDIAN_SE_FACTOR, t95
 
 
@@ -17,6 +19,12 @@ class Budget:
     target_error: float = 0.02  # stop once the median's 95% interval is within this fraction of it
     pilot_rounds: int = 3
     within_time: bool = False  # min_rounds give way to max_seconds (the latency scenario's stated time limit)
+
+    def after_first_call(self, first_call_s: float) -> Budget:
+        """Timed rounds as long as the first call took, within limits (bench.plan.timed_seconds)."""
+        if self.within_time:
+            return self
+        return replace(self, max_seconds=timed_seconds(self.max_seconds, first_call_s))
 
 
 def timed_call(fn, *args) -> float:
@@ -51,3 +59,27 @@ def plan_rounds(pilot_samples: list[float], budget: Budget) -> tuple[int, str]:
             return affordable, "budget"
         return budget.min_rounds, "min_rounds"
     return rounds, reason
+
+
+PHASES = ("probes", "build", "first_call", "pilot", "timed", "trace")
+
+
+@dataclass
+class PhaseClock:
+    """Where a session's time goes: wall seconds per phase, over the session and for the case in hand.
+
+    "first_call" is tracing, graph optimisation, any XLA compile and the first run of a step; "timed" is the rounds
+    the figures come from; "probes" the ceilings and the speed probe beside each case.
+    """
+    session: dict = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+    case: dict = field(default_factory=dict)
+
+    @contextmanager
+    def __call__(self, phase: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            spent = time.perf_counter() - start
+            self.session[phase] += spent
+            self.case[phase] = self.case.get(phase, 0.0) + spent

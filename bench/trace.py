@@ -20,11 +20,13 @@ class Tracer:
     """Writes `<root>/<run>/<case>/plugins/profile/<timestamp>/<host>.xplane.pb`.
 
     A trace is written into a staging folder beside `root` and moved into place when complete, so an
-    interrupted run never leaves a half-written case under `root` for TensorBoard to list.
+    interrupted run never leaves a half-written case under `root` for TensorBoard to list. A step is traced at the
+    first batch size it runs (the others run the same graph) unless `every_batch_size`.
     """
 
-    def __init__(self, root: str, run_name: str, steps: int = TRACE_STEPS):
+    def __init__(self, root: str, run_name: str, steps: int = TRACE_STEPS, every_batch_size: bool = False):
         self.root, self.run_name, self.steps = root, run_name, steps
+        self.every_batch_size = every_batch_size
         self.staging = os.path.join(os.path.dirname(os.path.abspath(root)) or ".",
                                     f".{os.path.basename(os.path.abspath(root))}-staging")
 

@@ -4,6 +4,9 @@ import pytest
 import keras
 
 import models
+from bench import model_facts
+from bench.cost import model_cost
+from bench.model_facts import facts_of
 from models.info import depth, parameter_counts
 from models.__main__ import main as models_main
 
@@ -57,14 +60,17 @@ def test_builds_at_default_input_with_the_reference_counts(name):
         assert model.count_params() == PUBLISHED_PARAMS[name]
     if name in PAPER_DEPTH:
         assert depth(model) == PAPER_DEPTH[name]
+    # the planner's copy (bench/model_facts.json; `python -m bench.model_facts` rewrites it) is still true
+    assert facts_of(model_cost(model)) == model_facts.load()[name]["default"]
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_NAMES))
 def test_builds_at_a_custom_input_and_runs(name):
     spec = models.entry(name)
     shape = spec.small_input_shape
-    classes = 7 if spec.num_classes is not None else None
-    model = models.build(name, input_shape=shape, num_classes=classes)
+    classes = spec.num_classes
+    model = models.build(name, input_shape=shape)
+    assert facts_of(model_cost(model)) == model_facts.load()[name]["small"]
     out = model(np.random.default_rng(0).random((2, *shape), dtype=np.float32), training=False)
     out = np.asarray(out)
     assert np.isfinite(out).all()
@@ -73,6 +79,12 @@ def test_builds_at_a_custom_input_and_runs(name):
         np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-4)
     else:
         assert out.shape[:3] == (2, *shape[:2])
+
+
+@pytest.mark.parametrize("name", ["lenet5", "resnet20", "googlenet"])
+def test_a_custom_class_count_sets_the_head(name):
+    model = models.build(name, input_shape=models.entry(name).small_input_shape, num_classes=7)
+    assert model.output_shape == (None, 7)
 
 
 def test_inception_v4_has_about_42_7_million_parameters():

@@ -17,23 +17,30 @@ from bench.steps import inference_step, synthetic_batch
 from bench.trace import Tracer, xplane_files
 
 
-def test_every_case_has_a_trace_and_its_top_operations(smoke_run):
+def test_each_step_has_a_trace_at_its_first_batch_size_with_its_top_operations(smoke_run):
     run, traces = smoke_run
     run_name = run["cnnbench"]["run_name"]
+    traced = set()
     for bench in run["benchmarks"]:
         info = bench["extra_info"]
         if "case" not in info:
             continue
-        if info["pass"] > 1:  # the first pass traces the case, the later ones only time it
+        if info["pass"] > 1 or not info["first_call_traced"]:  # later passes, and later batch sizes of a step
             assert "trace_dir" not in info
+            assert info["pass"] > 1 or not (traces / run_name / info["case"]).exists()
             continue
+        traced.add((info["model"], info["mode"], info["xla"], info["precision"]))
         assert info["trace_dir"] == str(traces / run_name / info["case"])
         assert xplane_files(info["trace_dir"]) and info["trace_steps"] == 3  # smoke steps take milliseconds
         ops = info["top_ops"]
         assert 0 < len(ops) <= 10
         assert [op["self_time_us"] for op in ops] == sorted((op["self_time_us"] for op in ops), reverse=True)
         assert 0 < sum(op["share"] for op in ops) <= 1.0 + 1e-9
-    conv = next(b["extra_info"] for b in run["benchmarks"] if b["extra_info"].get("case", "").startswith("conv5x5-infer"))
+    steps = {(b["extra_info"]["model"], b["extra_info"]["mode"], b["extra_info"]["xla"], b["extra_info"]["precision"])
+             for b in run["benchmarks"] if "case" in b["extra_info"]}
+    assert traced == steps
+    conv = next(b["extra_info"] for b in run["benchmarks"] if b["extra_info"].get("case", "").startswith("conv5x5-infer")
+                and b["extra_info"]["first_call_traced"] and b["extra_info"]["pass"] == 1)
     assert "Conv2D" in conv["top_ops"][0]["type"]  # a single conv: its kernel is where the time goes
 
 
@@ -120,7 +127,7 @@ def test_a_trace_keeps_only_the_xla_programs_that_ran_in_it(tmp_path):
 
     model = models.build("lenet5")
     x, y = synthetic_batch(model, 2)
-    inference_step(model, xla=True)(synthetic_batch(model, 4)[0], None)  # another program, loaded but not traced
+    inference_step(model, xla=True)(*synthetic_batch(model, 4))  # another program, loaded but not traced
     step = inference_step(model, xla=True)
     step(x, y)
     result = Tracer(str(tmp_path), "run").capture(Case("lenet5", "infer", 2, True, "float32"), step, (x, y))

@@ -1,0 +1,227 @@
+"""The time budget: which cases a run can afford, in a stated priority, revised as measured times come in.
+
+No TensorFlow here: the planner works from each model's layer count and FLOPs (bench/model_facts.json) and the measured
+ceilings, so its decisions can be tested for any device, described.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from .matrix import Case
+
+# Every model first gets its cheapest inference case; then the axes, in this order, are added to it: a case's tier
+# is the highest-ranked axis in which it differs from that first case (0 for the first case itself).
+AXIS_PRIORITY = ("batch_size", "precision", "mode", "xla")
+OUTSIDE = "outside the time budget"
+CORRECTION_LIMITS = (0.25, 4.0)  # how far measured times may scale the remaining estimates
+FIRST_CALL_MATCH_LIMIT = 4.0  # timed rounds stretch to the first call's length, up to this many times their seconds
+
+
+def timed_seconds(max_seconds: float, first_call_s: float) -> float:
+    """A case's timed rounds last as long as its first call took, within FIRST_CALL_MATCH_LIMIT times its seconds:
+    once a step has cost 15 s to trace and optimise, three rounds of it would be a poor return on that time."""
+    return max(max_seconds, min(first_call_s, FIRST_CALL_MATCH_LIMIT * max_seconds))
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the planner knows of a model before it is built: per sample, at the run's input size."""
+    layers: int
+    params: int
+    flops: float
+    training_flops: float
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds per phase of a case, from its layers, parameters and FLOPs (each dict is keyed by mode).
+
+    A step runs at `efficiency` of the measured ceiling plus a fixed cost per layer (op dispatch, what small models
+    spend their time on). The first call of a new step (tracing, graph optimisation, XLA compile) grows with the
+    layers; a step already traced at another batch size costs one step more, or an XLA compile. Traces cost a
+    fixed part, a part per layer (events to convert) and the traced steps.
+    """
+    efficiency: dict
+    step_per_layer: dict
+    first_call_per_layer: dict  # (mode, xla) -> s
+    xla_compile_fixed: float
+    build_per_layer: float
+    build_per_param: float
+    trace_fixed: float
+    trace_per_layer: dict
+    case_fixed: float  # pytest, the speed probe beside the case, freeing tensors
+    rounds_to_target: int = 50  # a fast step's rounds stop about here, its median known to ±2% (fitted)
+
+    def step(self, case: Case, facts: ModelFacts, ceiling: float) -> float:
+        flops = facts.flops if case.mode == "infer" else facts.training_flops
+        return (facts.layers * self.step_per_layer[case.mode]
+                + flops * case.batch_size / (ceiling * self.efficiency[case.mode]))
+
+    def build(self, facts: ModelFacts) -> float:
+        return facts.layers * self.build_per_layer + facts.params * self.build_per_param
+
+
+# Fitted to a run of 8 models (4 cases each) on a 2-core AMD EPYC Zen 3 with AVX2, TensorFlow 2.21; a run scales
+# them by what it measures as it goes.
+CPU_TIMINGS = Timings(efficiency={"infer": 0.8, "train": 0.5}, step_per_layer={"infer": 30e-6, "train": 120e-6},
+                      first_call_per_layer={("infer", False): 5.5e-3, ("infer", True): 11e-3,
+                                            ("train", False): 30e-3, ("train", True): 120e-3},
+                      xla_compile_fixed=0.3, build_per_layer=5e-3, build_per_param=12e-9,
+                      trace_fixed=0.1, trace_per_layer={"infer": 1.2e-3, "train": 4e-3}, case_fixed=0.15)
+# On paper (no GPU was at hand): kernel launches of 5-10 us, cuDNN autotuning on a step's first call, XLA compiles
+# slower than on a CPU, traces with a device plane to convert as well.
+GPU_TIMINGS = Timings(efficiency={"infer": 0.4, "train": 0.35}, step_per_layer={"infer": 20e-6, "train": 60e-6},
+                      first_call_per_layer={("infer", False): 8e-3, ("infer", True): 30e-3,
+                                            ("train", False): 30e-3, ("train", True): 120e-3},
+                      xla_compile_fixed=1.0, build_per_layer=5e-3, build_per_param=5e-9,
+                      trace_fixed=1.0, trace_per_layer={"infer": 2e-3, "train": 6e-3}, case_fixed=0.2)
+
+
+@dataclass(frozen=True)
+class CaseEstimate:
+    step: float
+    seconds: float  # the case with its step already traced (at another batch size) and its model built
+    new_step: float  # what tracing the step adds, when the case is the first of its step
+    timed: float = 0.0  # of `seconds`, the timed rounds
+    new_step_timed: float = 0.0  # of `new_step`, the timed rounds that a first call's cost stretches
+
+
+class Plan(NamedTuple):
+    cases: list  # of Case, in the order they will run
+    seconds: float  # estimated, corrected by the measured times so far
+    timed: float  # of those, in timed rounds
+
+
+def estimate_case(case: Case, facts: ModelFacts, ceiling: float, timings: Timings, *, min_rounds: int,
+                  case_seconds: float, passes: int, trace_steps=None,
+                  trace_every_batch_size: bool = False) -> CaseEstimate:
+    """First call, pilot, timed rounds, trace (`trace_steps(step seconds)` steps, when traced: with the step's
+    first batch size, or every one) and fixed costs, as bench.harness runs a case."""
+    step = timings.step(case, facts, ceiling)
+    tracing = facts.layers * timings.first_call_per_layer[(case.mode, case.xla)]
+    first_call = step + (timings.xla_compile_fixed + tracing / 2 if case.xla else 0.0)  # XLA compiles every shape
+    new_step = tracing / 2 if case.xla else tracing
+
+    def pilot_and_timed(first_call_s):
+        budget = timed_seconds(case_seconds / passes, first_call_s)
+        timed = min(budget, timings.rounds_to_target * step) + step / 2
+        return min(3 * step, max(step, budget / 4)), max(min_rounds * step, timed)
+
+    pilot, timed = pilot_and_timed(first_call)
+    stretched_pilot, stretched_timed = (new - old for new, old in zip(pilot_and_timed(first_call + new_step),
+                                                                       (pilot, timed)))
+    new_step += stretched_pilot + stretched_timed
+    trace = 0.0
+    if trace_steps is not None:
+        trace = timings.trace_fixed + facts.layers * timings.trace_per_layer[case.mode] + trace_steps(step) * step
+    own = first_call + pilot + timed + timings.case_fixed
+    if trace_every_batch_size:
+        return CaseEstimate(step, own + trace, new_step, timed, stretched_timed)
+    return CaseEstimate(step, own, new_step + trace, timed, stretched_timed)
+
+
+def tiers(visits: list[Case], cost) -> dict[str, int]:
+    """test_id -> tier. Each model's base is its cheapest inference case in the reference settings: float32, no XLA,
+    the smallest batch (as near to that as the matrix has)."""
+    def key(visit: Case):
+        return visit.mode != "infer", visit.precision != "float32", visit.xla, visit.batch_size, cost(visit)
+
+    base = {}
+    for visit in visits:
+        if visit.model not in base or key(visit) < key(base[visit.model]):
+            base[visit.model] = visit
+    result = {}
+    for visit in visits:
+        first = base[visit.model]
+        differing = [rank for rank, axis in enumerate(AXIS_PRIORITY, 1)
+                     if getattr(visit, axis) != getattr(first, axis)]
+        result[visit.test_id] = max(differing, default=0)
+    return result
+
+
+def step_group(visit: Case):
+    """The visits that share one traced step: bench.steps.ModelCache keeps it across batch sizes."""
+    return visit.pass_index, visit.model, visit.precision, visit.mode, visit.xla
+
+
+def model_group(visit: Case):
+    """The visits that share one built model, adjacent in the run's order."""
+    return visit.pass_index, visit.model, visit.precision
+
+
+@dataclass
+class Planner:
+    """Chooses the visits that fit the budget, in priority order, and revises the choice before every visit.
+
+    Priority: pass, then tier, then the cheaper first. A model's build, and the tracing of a step, are charged to
+    the first chosen visit that needs them. Measured times scale the remaining estimates (their total over the
+    estimates' total so far), so a run ends within the budget even when the estimates are off.
+    """
+    visits: list[Case]
+    estimates: dict  # test_id -> CaseEstimate
+    builds: dict  # model -> seconds
+    deadline: float | None  # perf_counter seconds; None: no budget
+    reserve: float = 0.0  # seconds kept for the end of the session (the second ceiling reading, the save)
+    started: set = field(default_factory=set)  # model and step groups a finished visit has paid for
+    charged: dict = field(default_factory=dict)  # test_id -> the estimate it was admitted with
+    spent: list = field(default_factory=list)  # (estimated, measured) of finished visits
+
+    def __post_init__(self):
+        self.pending = {visit.test_id: visit for visit in self.visits}
+        self.tier = tiers(self.visits, lambda v: self.estimates[v.test_id].seconds)
+        position = {visit.test_id: index for index, visit in enumerate(self.visits)}
+        self.order = sorted(self.visits, key=lambda v: (v.pass_index, self.tier[v.test_id],
+                                                        self.estimates[v.test_id].seconds, position[v.test_id]))
+
+    @property
+    def correction(self) -> float:
+        estimated = sum(e for e, _ in self.spent)
+        if not estimated:
+            return 1.0
+        low, high = CORRECTION_LIMITS
+        return min(high, max(low, sum(m for _, m in self.spent) / estimated))
+
+    def _cost(self, visit: Case, groups: set) -> tuple[float, float]:
+        """(seconds, of which timed) of a visit after the visits that paid for `groups`."""
+        estimate = self.estimates[visit.test_id]
+        new_step = step_group(visit) not in groups
+        seconds = (estimate.seconds + (estimate.new_step if new_step else 0.0)
+                   + (0.0 if model_group(visit) in groups else self.builds[visit.model]))
+        return seconds, estimate.timed + (estimate.new_step_timed if new_step else 0.0)
+
+    def choose(self, now: float) -> Plan:
+        """The pending visits that fit in the time left, with their estimated seconds (corrected)."""
+        scale = self.correction
+        available = math.inf if self.deadline is None else self.deadline - now - self.reserve
+        chosen, total, timed, groups = [], 0.0, 0.0, set(self.started)
+        for visit in self.order:
+            if visit.test_id not in self.pending:
+                continue
+            seconds, of_which_timed = self._cost(visit, groups)
+            if total + scale * seconds <= available:
+                chosen.append(visit)
+                total += scale * seconds
+                timed += scale * of_which_timed
+                groups.update((step_group(visit), model_group(visit)))
+        return Plan(chosen, total, timed)
+
+    def admit(self, visit: Case, now: float) -> bool:
+        """Whether `visit` still fits; an admitted visit must be followed by `finish`."""
+        if visit not in self.choose(now).cases:
+            self.pending.pop(visit.test_id, None)
+            return False
+        self.charged[visit.test_id] = self._cost(visit, self.started)[0]
+        self.started.update((step_group(visit), model_group(visit)))
+        return True
+
+    def finish(self, visit: Case, measured: float | None) -> None:
+        """A visit ended: its measured seconds, or None when it ended early (skipped, out of memory)."""
+        self.pending.pop(visit.test_id, None)
+        estimated = self.charged.pop(visit.test_id, None)
+        if estimated is not None and measured is not None:
+            self.spent.append((estimated, measured))
+
+    def seconds_left(self, now: float) -> float:
+        return self.choose(now).seconds + self.reserve

@@ -1,0 +1,117 @@
+"""The time budget's planner and the fast-precision decision, for devices described rather than present."""
+from dataclasses import replace
+
+import pytest
+
+import models
+from bench import device, plan
+from bench.device import Gpu
+from bench.harness import make_planner
+from bench.matrix import resolve
+from bench.model_facts import PATH, load, lookup
+
+ZEN3 = {"float32": 150e9, "mixed_float16": 148e9, "mixed_bfloat16": 152e9}  # AVX2: no gain (measured here)
+ZEN4 = {"float32": 218e9, "mixed_float16": 197e9, "mixed_bfloat16": 447e9}  # AVX512_BF16 (measured on a Zen 4)
+H100 = {"float32": 350e12, "mixed_float16": 650e12, "mixed_bfloat16": 650e12}  # float32 through TF32, described
+
+
+class StepsFor:
+    """The tracer's rule for how many steps a trace holds, without TensorFlow's profiler."""
+    steps_for = staticmethod(lambda step_seconds: max(1, min(3, int(0.5 / step_seconds))))
+    every_batch_size = False
+
+
+def planner_for(ceilings, gpu=None, budget_minutes=None, precisions=None, **options):
+    matrix = resolve(options, gpu=gpu)
+    fast = device.fast_precisions(device_speedups(ceilings))
+    matrix = replace(matrix, precisions=precisions or tuple(p for p in matrix.precisions if p in fast))
+    timings = plan.GPU_TIMINGS if gpu else plan.CPU_TIMINGS
+    deadline = None if budget_minutes is None else budget_minutes * 60
+    return matrix, make_planner(matrix, ceilings, timings, StepsFor, deadline)
+
+
+def device_speedups(ceilings):
+    return {p: rate / ceilings["float32"] for p, rate in ceilings.items()}
+
+
+def test_a_precision_is_fast_where_its_probes_beat_float32_by_the_margin():
+    assert device.fast_precisions(device_speedups(ZEN4)) == ("float32", "mixed_bfloat16")
+    assert device.fast_precisions(device_speedups(ZEN3)) == ("float32",)
+    assert device.fast_precisions({"float32": 1.0, "mixed_bfloat16": 1.2}) == ("float32",)  # under 1.25x: noise
+    assert device.fast_precisions(device_speedups(H100)) == Gpu("H100", (9, 0)).fast_precisions
+
+
+def test_every_model_first_gets_its_cheapest_inference_case_then_the_axes_in_order():
+    matrix, planner = planner_for(ZEN4)
+    tier = planner.tier
+    assert sum(1 for t in tier.values() if t == 0) == len(matrix.models)
+    assert tier["resnet50-infer-bs1-noxla-float32"] == 0
+    assert tier["resnet50-infer-bs8-noxla-float32"] == 1
+    assert tier["resnet50-infer-bs8-noxla-mixed_bfloat16"] == 2
+    assert tier["resnet50-train-bs2-noxla-float32"] == 3 and tier["resnet50-train-bs2-noxla-mixed_bfloat16"] == 3
+    assert tier["resnet50-infer-bs1-xla-mixed_bfloat16"] == 4
+
+
+def test_a_tight_budget_keeps_every_models_first_case_and_drops_xla_before_batch_sizes():
+    matrix, planner = planner_for(ZEN4, budget_minutes=6)
+    chosen, seconds, _ = planner.choose(now=0.0)
+    assert seconds <= 6 * 60
+    tiers = {planner.tier[v.test_id] for v in chosen}
+    assert {v.model for v in chosen if planner.tier[v.test_id] == 0} == set(matrix.models)
+    left_out = [v for v in planner.visits if v not in chosen]
+    assert left_out and tiers != {0}
+    assert sum(planner.tier[v.test_id] == 4 for v in left_out) > sum(planner.tier[v.test_id] == 1 for v in left_out)
+
+
+def test_the_cpu_default_on_an_avx512_bf16_machine_plans_bfloat16_within_20_minutes():
+    matrix, planner = planner_for(ZEN4, budget_minutes=20)
+    assert matrix.precisions == ("float32", "mixed_bfloat16")
+    chosen, seconds, _ = planner.choose(now=0.0)
+    bf16 = [v for v in chosen if v.precision == "mixed_bfloat16"]
+    assert {v.model for v in bf16 if v.mode == "infer"} == set(matrix.models) and seconds <= 20 * 60
+
+
+@pytest.mark.parametrize("off_by", [0.3, 1.0, 3.0])
+def test_a_run_ends_within_its_budget_when_the_estimates_are_off(off_by):
+    """A run simulated on a clock: every visit takes `off_by` times what the planner charged for it."""
+    _, planner = planner_for(ZEN3, budget_minutes=15)
+    first_plan = len(planner.choose(now=0.0).cases)
+    now, ran = 0.0, 0
+    for visit in planner.visits:
+        if planner.admit(visit, now):
+            taken = off_by * planner.charged[visit.test_id]
+            now += taken
+            planner.finish(visit, taken)
+            ran += 1
+        else:
+            planner.finish(visit, None)
+    assert now <= 15 * 60
+    assert planner.correction == pytest.approx(off_by)
+    if off_by < 1:
+        assert ran > first_plan  # the time the estimates overstated went to cases first left out
+    if off_by > 1:
+        assert ran < first_plan
+
+
+def test_without_a_budget_every_case_is_planned():
+    _, planner = planner_for(ZEN3, precisions=("float32",), preset="full")
+    assert len(planner.choose(now=0.0).cases) == len(planner.visits)
+
+
+def test_the_gpu_default_plans_an_hour_of_the_full_matrix():
+    """What the README states for a GPU default run (H100, on paper): every model at every batch size in every fast
+    precision, inference and training without XLA, within 60 minutes, then some XLA."""
+    matrix, planner = planner_for(H100, gpu=Gpu("H100", (9, 0)), budget_minutes=60)
+    chosen, seconds, _ = planner.choose(now=0.0)
+    assert len(planner.visits) == 32 * (2 * 6 + 2 * 5) * 3 and seconds <= 60 * 60
+    without_xla = {v.id for v in planner.visits if not v.xla}
+    assert len(without_xla) == 1056 and without_xla <= {v.id for v in chosen}
+    assert any(v.xla for v in chosen)
+
+
+def test_the_model_facts_file_lists_every_model_at_both_sizes():
+    table = load(PATH)
+    assert set(table) == set(models.names())
+    assert all(set(sizes) == {"default", "small"} for sizes in table.values())
+    facts = lookup(["resnet50"], "default")["resnet50"]
+    assert facts.flops == pytest.approx(7.76e9, rel=0.01) and facts.params == 25_636_712
