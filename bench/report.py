@@ -13,7 +13,7 @@ import re
 import statistics
 import sys
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from tabulate import tabulate
 
@@ -22,6 +22,9 @@ from .runs import DEFAULT_STORAGE, FIELDS, RunNoise, load_run, newest_run, resol
 from .stats import MEDIAN_SE_FACTOR, PERCENTILE_MIN_SAMPLES, robust_sigma
 
 MISSING = "-"
+TIME_PHASES = ("timed", "first_call", "build", "pilot", "trace", "probes", "other")
+TIME_LABELS = {"timed": "timed rounds", "first_call": "first calls", "build": "building", "pilot": "pilots",
+               "trace": "traces", "probes": "probes", "other": "other"}
 FORMATS = ("md", "csv", "html")
 COST_EXAMPLES = (("conv5x5", "conv5x5_bottleneck"), ("inception3a_naive", "inception3a"))
 GIB, MIB = 2 ** 30, 2 ** 20
@@ -114,6 +117,37 @@ class Report:
                 f"{PASSES_NOTE}",
                 ("run", "cases", "target (±%)", "reached it", "median case", "90th percentile case", "widest",
                  "unknown (1 round)"), rows)
+
+    def precisions(self):
+        rows = []
+        for r in self.runs:
+            speedup = r.machine.get("precision_speedup") or {}
+            fast = r.machine.get("fast_precisions") or []
+            measured = {c["precision"] for c in r.cases}
+            margin = r.machine.get("fast_margin")
+            for precision, ratio in speedup.items():
+                rows.append((r.name, precision, f"{ratio:.2f}x", "yes" if precision in fast else f"no (under {margin}x)",
+                             "yes" if precision in measured else "no"))
+        return ("Precisions: each one's ceiling over float32's on the same probes; a run measures those the device "
+                "runs fast, and any named in --precision", ("run", "precision", "ceiling over float32", "fast",
+                                                            "measured"), rows)
+
+    def time_spent(self):
+        rows = []
+        for r in self.runs:
+            spent = r.time_s
+            if not spent or not spent.get("total"):
+                continue
+            shares = [f"{spent.get(phase, 0):.0f} s ({spent.get(phase, 0) / spent['total']:.0%})"
+                      for phase in TIME_PHASES]
+            plan = r.plan or {}
+            budget = (f"{plan['budget_minutes']:g} min; {plan['outside_budget']} cases outside it; measured "
+                      f"{plan['measured_over_estimated']:.2f}x the estimates" if plan else "none")
+            rows.append((r.name, f"{spent['total'] / 60:.1f} min", *shares, budget))
+        return ("Where the run's time went: timed rounds (the figures), first calls (tracing, graph optimisation, XLA "
+                "compiles), building models, pilot rounds, traces, ceiling and speed probes, and the rest (start-up, "
+                "collection, freeing models)",
+                ("run", "total", *(TIME_LABELS[p] for p in TIME_PHASES), "time budget"), rows)
 
     def cost(self):
         first = {}
@@ -233,7 +267,7 @@ class Report:
         return "Skipped cases and why (options in the reason measure them)", ("run", "case", "reason"), rows
 
     def tables(self):
-        tables = [self.machine(), self.precision_of_medians(), self.cost(), *self.speed(), self.xla(), *self.precision(), self.efficiency(),
+        tables = [self.machine(), self.precisions(), self.time_spent(), self.precision_of_medians(), self.cost(), *self.speed(), self.xla(), *self.precision(), self.efficiency(),
                   self.cost_example(), self.top_ops(), self.skipped()]
         return [t for t in tables if t[2]]
 
@@ -301,9 +335,14 @@ def summary(runs, cases, written) -> str:
         reached = sum(1 for c in known if c["reached_target"])
         lines.append(f"precision: {reached} of {len(cases)} cases know their median within their target; "
                      f"median case ±{statistics.median(c['median_error'] for c in known) * 100:.1f}%")
-    skipped = sum(len(r.skipped) for r in runs)
-    if skipped:
-        lines.append(f"skipped cases: {skipped} (see the saved JSON's cnnbench.skipped)")
+    reasons = Counter(skip.get("reason", MISSING) for r in runs for skip in r.skipped)
+    if reasons:
+        lines.append("skipped: " + "; ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+                     + " (the report's last table lists them)")
+    for r in runs:
+        if r.time_s and r.time_s.get("total"):
+            lines.append(f"{r.name}: {r.time_s['total'] / 60:.1f} min, "
+                         f"{r.time_s.get('timed', 0) / r.time_s['total']:.0%} of it in timed rounds")
     lines.append("wrote " + ", ".join(written))
     return "\n".join(lines)
 

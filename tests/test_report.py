@@ -3,6 +3,7 @@ import copy
 import csv
 import json
 import math
+import re
 import shutil
 import statistics
 import subprocess
@@ -14,7 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bench.report import compare, machine_shift, main as report_main, verdict
+from bench.report import TIME_PHASES, compare, machine_shift, main as report_main, verdict
 from bench.runs import RunNoise, load_run, run_noise
 
 FIXTURE = Path(__file__).parent / "fixtures" / "smoke_run.json"
@@ -89,7 +90,7 @@ def test_csv_round_trips(tmp_path):
         case = cases[row["case"]]
         assert float(row["throughput"]) == pytest.approx(case["throughput"], rel=1e-12)
         assert float(row["latency_p50_ms"]) == pytest.approx(case["latency_p50_ms"], rel=1e-12)
-        assert int(row["rounds"]) == case["rounds"] and row["latency_p99_ms"] == ""
+        assert int(row["rounds"]) == case["rounds"] and (row["latency_p99_ms"] == "") == (case["rounds"] < 662)
         assert 0 < float(row["median_error"]) < 1  # from the spread between the passes
         assert int(row["macs_per_sample"]) == case["macs_per_sample"] and int(row["depth"]) == case["depth"]
 
@@ -168,16 +169,31 @@ def test_one_pass_runs_fall_back_on_the_drift_of_the_machines_speed():
     assert run_noise([_case(100, 0.01)]).sigma is None
 
 
-def test_skipped_cases_are_listed_with_their_reason(tmp_path):
+def test_skipped_cases_are_listed_with_their_reason(tmp_path, capsys):
     report_main([str(FIXTURE), "--out", str(tmp_path / "none")])
     assert "Skipped cases" not in (tmp_path / "none" / "report.md").read_text()
     data = json.loads(FIXTURE.read_text())
-    reason = "a step needs at least 4.6 s at the measured peak, over the 1.2 s limit (--max-step-seconds 0 runs it)"
-    data["cnnbench"]["skipped"] = [{"case": "vgg19-infer-bs8-noxla-float32", "reason": reason}]
+    reason = "outside the time budget"
+    data["cnnbench"]["skipped"] = [{"case": f"vgg19-infer-bs8-noxla-{p}", "reason": reason}
+                                   for p in ("float32", "mixed_bfloat16")]
     (tmp_path / "run.json").write_text(json.dumps(data))
     assert report_main([str(tmp_path / "run.json"), "--out", str(tmp_path)]) == 0
-    md = (tmp_path / "report.md").read_text()
+    md = re.sub(" +", " ", (tmp_path / "report.md").read_text())
     assert "*Skipped cases" in md and f"vgg19-infer-bs8-noxla-float32 | {reason}" in md
+    assert "skipped: 2 outside the time budget" in capsys.readouterr().out
+
+
+def test_the_report_says_where_the_time_went_and_which_precisions_ran(tmp_path, capsys):
+    assert report_main([str(FIXTURE), "--out", str(tmp_path)]) == 0
+    data = json.loads(FIXTURE.read_text())["cnnbench"]
+    spent, speedup = data["time_s"], json.loads(FIXTURE.read_text())["machine_info"]["cnnbench"]["precision_speedup"]
+    assert sum(spent[phase] for phase in TIME_PHASES) == pytest.approx(spent["total"], abs=0.1)
+    md = re.sub(" +", " ", (tmp_path / "report.md").read_text())
+    timed_share = f"{spent['timed']:.0f} s ({spent['timed'] / spent['total']:.0%})"
+    assert "*Where the run's time went" in md and timed_share in md
+    assert "*Precisions" in md and all(f"| {p} | {r:.2f}x" in md for p, r in speedup.items())
+    assert f"{spent['total'] / 60:.1f} min, {spent['timed'] / spent['total']:.0%} of it in timed rounds" in (
+        capsys.readouterr().out)
 
 
 def _run_file(tmp_path, name, scale, drop=None):
