@@ -185,5 +185,5 @@ def plan_record(harness: Harness) -> dict | None:
         return None
     outside = sum(1 for skip in harness.skipped if skip["reason"] == plan.OUTSIDE)
     return {"budget_minutes": harness.matrix.time_budget, "candidate_cases": len(planner.visits),
-            "outside_budget": outside, "measured_over_estimated": planner.correction,
+            "outside_budget": outside, "measured_over_estimated": planner.measured_over_estimated,
             "estimated_s": sum(e for e, _ in planner.spent), "measured_s": sum(m for _, m in planner.spent)}

@@ -16,6 +16,9 @@ from .matrix import Case
 AXIS_PRIORITY = ("batch_size", "precision", "mode", "xla")
 OUTSIDE = "outside the time budget"
 CORRECTION_LIMITS = (0.25, 4.0)  # how far measured times may scale the remaining estimates
+# The correction starts as if this many seconds had run exactly as estimated: without it, the first case alone (its
+# model build and first call over- or underestimated) swung a Zen 4 run's time left from 19.7 to 9.0 min and back.
+CORRECTION_PRIOR_S = 30.0
 FIRST_CALL_MATCH_LIMIT = 4.0  # timed rounds stretch to the first call's length, up to this many times their seconds
 
 
@@ -176,12 +179,17 @@ class Planner:
                                                         self.estimates[v.test_id].seconds, position[v.test_id]))
 
     @property
-    def correction(self) -> float:
+    def measured_over_estimated(self) -> float | None:
         estimated = sum(e for e, _ in self.spent)
-        if not estimated:
-            return 1.0
+        return sum(m for _, m in self.spent) / estimated if estimated else None
+
+    @property
+    def correction(self) -> float:
+        """What scales the remaining estimates: measured over estimated, damped by CORRECTION_PRIOR_S."""
         low, high = CORRECTION_LIMITS
-        return min(high, max(low, sum(m for _, m in self.spent) / estimated))
+        ratio = ((sum(m for _, m in self.spent) + CORRECTION_PRIOR_S)
+                 / (sum(e for e, _ in self.spent) + CORRECTION_PRIOR_S))
+        return min(high, max(low, ratio))
 
     def _cost(self, visit: Case, groups: set) -> tuple[float, float]:
         """(seconds, of which timed) of a visit after the visits that paid for `groups`."""

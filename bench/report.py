@@ -141,8 +141,9 @@ class Report:
             shares = [f"{spent.get(phase, 0):.0f} s ({spent.get(phase, 0) / spent['total']:.0%})"
                       for phase in TIME_PHASES]
             plan = r.plan or {}
+            ratio = plan.get("measured_over_estimated")
             budget = (f"{plan['budget_minutes']:g} min; {plan['outside_budget']} cases outside it; measured "
-                      f"{plan['measured_over_estimated']:.2f}x the estimates" if plan else "none")
+                      f"{_ratio(ratio, 1)} the estimates" if plan else "none")
             rows.append((r.name, f"{spent['total'] / 60:.1f} min", *shares, budget))
         return ("Where the run's time went: timed rounds (the figures), first calls (tracing, graph optimisation, XLA "
                 "compiles), building models, pilot rounds, traces, ceiling and speed probes, and the rest (start-up, "

@@ -86,11 +86,22 @@ def test_a_run_ends_within_its_budget_when_the_estimates_are_off(off_by):
         else:
             planner.finish(visit, None)
     assert now <= 15 * 60
-    assert planner.correction == pytest.approx(off_by)
+    assert planner.measured_over_estimated == pytest.approx(off_by)
     if off_by < 1:
         assert ran > first_plan  # the time the estimates overstated went to cases first left out
     if off_by > 1:
         assert ran < first_plan
+
+
+def test_one_case_far_off_its_estimate_moves_the_plan_only_a_little():
+    _, planner = planner_for(ZEN3, budget_minutes=15)
+    before = planner.choose(now=0.0).seconds
+    visit = planner.order[0]
+    assert planner.admit(visit, 0.0)
+    planner.finish(visit, 0.1 * planner.charged[visit.test_id])
+    assert planner.measured_over_estimated == pytest.approx(0.1)
+    assert 0.8 < planner.correction < 1.0
+    assert planner.choose(now=1.0).seconds == pytest.approx(before, rel=0.2)
 
 
 def test_without_a_budget_every_case_is_planned():
