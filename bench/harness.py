@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 import pytest
 import tensorflow as tf
 
+import models
 from models.info import depth
 
 from . import device, memory, model_facts, plan
@@ -36,14 +37,15 @@ class Harness:
     peaks: device.Peaks = field(default_factory=device.Peaks)
     cache: ModelCache = field(default_factory=ModelCache)
     out_of_memory: dict = field(default_factory=dict)  # (model, mode, precision, xla) -> smallest failing batch
-    skipped: list = field(default_factory=list)  # {"case", "reason"} for the saved JSON
+    skipped: list = field(default_factory=list)  # {"case", its fields, "reason"} for the saved JSON
     clock: PhaseClock = field(default_factory=PhaseClock)
     planner: plan.Planner | None = None  # None: no time budget
     speedups: dict = field(default_factory=dict)  # precision -> its ceiling over float32's
     last_result: dict | None = None  # the case just measured, for the console
 
     def skip(self, case: Case, reason: str):
-        self.skipped.append({"case": case.id, "reason": reason})
+        self.skipped.append({"case": case.id, "model": case.model, "mode": case.mode, "batch_size": case.batch_size,
+                             "xla": case.xla, "precision": case.precision, "reason": reason})
         pytest.skip(reason)
 
     def check_runnable(self, case: Case) -> None:
@@ -116,7 +118,8 @@ class Harness:
         step_flops = flops_per_step(case, cost)
         achieved = step_flops / median_s
         benchmark.extra_info.update({
-            "schema_version": SCHEMA_VERSION, "case": case.id, "model": case.model, "mode": case.mode,
+            "schema_version": SCHEMA_VERSION, "case": case.id, "model": case.model, "family": models.entry(case.model).family,
+            "mode": case.mode,
             "batch_size": case.batch_size, "requested_batch_size": case.batch_size, "precision": case.precision,
             "xla": case.xla, "device": device.device_name(), "input_shape": list(cost.input_shape),
             "params": cost.params, "trainable_params": cost.trainable_params, "depth": depth(model),

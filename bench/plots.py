@@ -1,75 +1,241 @@
-"""PNG plots for the report: throughput and latency against batch size, MACs against latency."""
+"""PNG plots for the report, each readable at the size it is written (about 1,400 px wide, for a browser window):
+throughput against batch size by family, what XLA and each mixed precision buy, a roofline per device, and MACs
+against latency."""
 from __future__ import annotations
 
 import io
+import math
+import re
 from collections import defaultdict
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
+from adjustText import adjust_text  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, ScalarFormatter  # noqa: E402
+
+from .findings import MODES, REFERENCE, pairs  # noqa: E402
 
 PLOT_DIR = "plots"
-
-
-def _series(cases, value):
-    """{(model, setting): [(batch, value)]} for the cases that measured it, with more than one batch size."""
-    series = defaultdict(list)
-    for c in cases:
-        if c.get(value) is not None:
-            setting = f"{c['mode']}, {c['precision']}, XLA {'on' if c['xla'] else 'off'}"
-            series[(c["model"], c["device"], setting)].append((c["batch_size"], c[value]))
-    return {k: sorted(v) for k, v in series.items()}
+DPI = 110
+WIDTH = 13  # inches: 1,430 px
+COLORS = plt.get_cmap("tab10").colors
+STYLES = ("-", "--", ":", "-.")
+MARKERS = {"infer": "o", "train": "s"}
+VERDICT_COLORS = {"faster": "#2a7d2a", "slower": "#b23b3b", "within noise": "#8c8c8c"}
 
 
 def _save(fig, out_dir, name, write) -> str:
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     path = f"{PLOT_DIR}/{name}"
     write(f"{out_dir}/{path}", buffer.getvalue())
     return path
 
 
-def _by_batch(cases, values, ylabel, title, out_dir, name, write):
-    settings = sorted({k[2] for v in values for k in _series(cases, v)})
-    fig, axes = plt.subplots(1, len(settings), figsize=(6 * len(settings), 4.5), squeeze=False)
-    for ax, setting in zip(axes[0], settings):
-        for value, style in zip(values, ("-o", "--x")):
-            for (model, device, s), points in sorted(_series(cases, value).items()):
-                if s == setting:
-                    ax.plot(*zip(*points), style, label=f"{model} {value.split('_')[1] if '_' in value else ''}".strip())
-        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel=ylabel, title=setting)
-        ax.legend(fontsize=6, ncol=2)
+def _setting(case) -> str:
+    return f"{MODES[case['mode']]}, {case['precision']}" + (", XLA" if case["xla"] else "")
+
+
+PLAIN = FuncFormatter(lambda value, _: f"{value:,.4g}")  # 60, not 6x10^1
+
+
+def _plain_log_y(ax) -> None:
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(PLAIN)
+    ax.yaxis.set_minor_formatter(PLAIN)
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+
+
+def _batch_axis(ax, batches) -> None:
+    """Log2 batch axis ticked at the batch sizes measured, as plain numbers."""
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_locator(FixedLocator(sorted(batches)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+def throughput_by_family(cases, out_dir, write):
+    """Small multiples: a panel per family, a line per model and setting, only where a setting has two or more
+    batch sizes (a single point says nothing about scaling)."""
+    series = defaultdict(list)
+    for c in cases:
+        if c.get("throughput"):
+            series[(c["device"], c["family"], c["model"], _setting(c))].append((c["batch_size"], c["throughput"]))
+    series = {key: sorted(points) for key, points in series.items() if len(points) > 1}
+    if not series:
+        return None
+    multi_device = len({key[0] for key in series}) > 1
+    panels = sorted({key[:2] for key in series})
+    settings = sorted({key[3] for key in series}, key=lambda s: (not s.startswith("inference"), s))
+    columns = 2 if len(panels) > 1 else 1
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(WIDTH, 3.4 * rows + 0.6), squeeze=False,
+                             layout="constrained")
+    for ax, (device, family) in zip(axes.flat, panels):
+        models = sorted({key[2] for key in series if key[:2] == (device, family)}, key=_natural)
+        batches = set()
+        for (d, f, model, setting), points in sorted(series.items()):
+            if (d, f) != (device, family):
+                continue
+            batches.update(b for b, _ in points)
+            ax.plot(*zip(*points), STYLES[settings.index(setting) % len(STYLES)],
+                    color=COLORS[models.index(model) % len(COLORS)], marker="o", markersize=3)
+        _batch_axis(ax, batches)
+        _plain_log_y(ax)
+        ax.set(xlabel="batch size", ylabel="samples/s", title=f"{family} ({device})" if multi_device else family)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend([Line2D([], [], color=COLORS[i % len(COLORS)]) for i in range(len(models))], models,
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    fig.legend([Line2D([], [], color="black", linestyle=STYLES[i % len(STYLES)]) for i in range(len(settings))],
+               settings, loc="outside lower center", ncols=min(4, len(settings)), frameon=False,
+               title="line style: setting")
+    fig.suptitle("Throughput against batch size, by family")
+    return _save(fig, out_dir, "throughput.png", write)
+
+
+def _one_per_model(found):
+    """A pair per model and mode: the largest batch measured both ways, in the reference settings where held."""
+    chosen = {}
+    for pair in found:
+        c = pair.new
+        key = (c["device"], c["model"], c["mode"])
+        rank = (sum(c[k] == v for k, v in REFERENCE.items() if k != "mode"), c["batch_size"])
+        if key not in chosen or rank > chosen[key][0]:
+            chosen[key] = (rank, pair)
+    return [pair for _, pair in chosen.values()]
+
+
+def speedup_chart(runs, vary, base_value, new_value, title, name, out_dir, write):
+    """A bar per model (its largest batch measured both ways), sorted, with the noise band as an error bar."""
+    found = _one_per_model(pairs(runs, vary, base_value, new_value))
+    if not found:
+        return None
+    modes = [m for m in MODES if any(p.new["mode"] == m for p in found)]
+    multi_device = len({p.new["device"] for p in found}) > 1
+    height = max(len([p for p in found if p.new["mode"] == m]) for m in modes)
+    fig, axes = plt.subplots(1, len(modes), figsize=(WIDTH, 0.24 * height + 1.6), squeeze=False,
+                             layout="constrained")
+    for ax, mode in zip(axes[0], modes):
+        bars = sorted((p for p in found if p.new["mode"] == mode), key=lambda p: p.ratio)
+        y = range(len(bars))
+        low = [p.ratio - p.ratio * math.exp(-p.band) if math.isfinite(p.band) else 0 for p in bars]
+        high = [p.ratio * math.exp(p.band) - p.ratio if math.isfinite(p.band) else 0 for p in bars]
+        ax.barh(list(y), [p.ratio - 1 for p in bars], left=1, xerr=[low, high], height=0.7,
+                color=[VERDICT_COLORS[p.word] for p in bars], error_kw={"elinewidth": 0.8, "capsize": 2})
+        ax.set_yticks(list(y), [p.label + (f" ({p.new['device']})" if multi_device else "") for p in bars], fontsize=8)
+        ax.axvline(1, color="black", linewidth=0.8)
+        ax.set(xlabel="throughput ratio (1 = no change)", title=MODES[mode])
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(PLAIN)
+        ax.xaxis.set_minor_formatter(PLAIN)
+        ax.grid(True, axis="x", alpha=0.3)
+    fig.legend([plt.Rectangle((0, 0), 1, 1, color=c) for c in VERDICT_COLORS.values()], list(VERDICT_COLORS),
+               loc="outside lower center", ncols=3, frameon=False, title="verdict (99%, against the noise band)")
     fig.suptitle(title)
     return _save(fig, out_dir, name, write)
 
 
-def _macs_vs_latency(cases, out_dir, write):
+def bytes_per_step(case) -> float | None:
+    """DRAM traffic of a step, estimated: float32 weights read once (training: read twice, gradients written) and
+    every activation written and read once (training: kept for the backward pass and its gradient made, 4x). Caches
+    catch part of it on a CPU, so a small model can sit above its bandwidth roof."""
+    if not case.get("params") or not case.get("activation_bytes_per_sample"):
+        return None
+    weights, activations = 4.0 * case["params"], case["activation_bytes_per_sample"] * case["batch_size"]
+    return weights + 2 * activations if case["mode"] == "infer" else 3 * weights + 4 * activations
+
+
+def roofline(runs, out_dir, write):
+    devices = defaultdict(lambda: {"cases": [], "peaks": {}, "bandwidth": None})
+    for run in runs:
+        device = devices[run.machine.get("device", "-")]
+        device["peaks"].update(run.machine.get("peak_flops_per_s") or {})
+        device["bandwidth"] = device["bandwidth"] or run.machine.get("peak_bandwidth_bytes_per_s")
+        device["cases"].extend(c for c in run.cases if c.get("achieved_tflops") and bytes_per_step(c))
+    devices = {name: d for name, d in devices.items() if d["cases"] and d["peaks"] and d["bandwidth"]}
+    if not devices:
+        return None
+    fig, axes = plt.subplots(1, len(devices), figsize=(WIDTH, 7), squeeze=False, layout="constrained")
+    for ax, (name, device) in zip(axes[0], sorted(devices.items())):
+        precisions = sorted({c["precision"] for c in device["cases"]}, key=lambda p: p != "float32")
+        intensity = {id(c): c["flops_per_step"] / bytes_per_step(c) for c in device["cases"]}
+        x = [min(intensity.values()) / 2, max(intensity.values()) * 2]
+        grid = [x[0] * (x[1] / x[0]) ** (i / 200) for i in range(201)]
+        for i, precision in enumerate(precisions):
+            peak = device["peaks"].get(precision)
+            if peak:
+                ax.plot(grid, [min(peak, g * device["bandwidth"]) for g in grid], color=COLORS[i], linewidth=1.5,
+                        label=f"roof, {precision}: {peak / 1e12:.3g} TFLOP/s, {device['bandwidth'] / 1e9:.0f} GB/s")
+        labels = []
+        for c in device["cases"]:
+            point = (intensity[id(c)], c["achieved_tflops"] * 1e12)
+            ax.scatter(*point, s=16, marker=MARKERS[c["mode"]], color=COLORS[precisions.index(c["precision"])],
+                       alpha=0.55, linewidths=0)
+            if all(c[k] == v for k, v in REFERENCE.items()) and c["batch_size"] == max(
+                    o["batch_size"] for o in device["cases"] if o["model"] == c["model"]
+                    and all(o[k] == v for k, v in REFERENCE.items())):
+                labels.append(ax.text(*point, c["model"], fontsize=7))
+        ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (FLOPs per byte of estimated DRAM traffic)",
+               ylabel="achieved FLOP/s", title=name)
+        ax.grid(True, which="major", alpha=0.3)
+        handles, names = ax.get_legend_handles_labels()
+        handles += [Line2D([], [], marker=m, linestyle="", color="gray") for m in MARKERS.values()]
+        names += [f"{MODES[mode]} case" for mode in MARKERS]
+        ax.legend(handles, names, loc="lower right", fontsize=8)
+        adjust_text(labels, ax=ax, arrowprops={"arrowstyle": "-", "color": "gray", "lw": 0.5})
+    fig.suptitle("Roofline: each case at its arithmetic intensity and achieved FLOP/s under the measured ceilings "
+                 "(labels: inference, float32, largest batch)")
+    return _save(fig, out_dir, "roofline.png", write)
+
+
+def macs_vs_latency(cases, out_dir, write):
     chosen = {}
-    for c in cases:  # one point a model: the smallest batch of inference, float32, XLA off where present
+    for c in cases:  # a point per model: the smallest batch of inference, float32, XLA off where present
         key = (c["mode"] != "infer", c["precision"] != "float32", c["xla"], c["batch_size"])
         if c.get("macs_per_sample") and c.get("latency_p50_ms") and (
-                c["model"] not in chosen or key < chosen[c["model"]][0]):
-            chosen[c["model"]] = (key, c)
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for model, (_, c) in sorted(chosen.items()):
-        ax.scatter(c["macs_per_sample"] * c["batch_size"], c["latency_p50_ms"], s=14)
-        ax.annotate(model, (c["macs_per_sample"] * c["batch_size"], c["latency_p50_ms"]), fontsize=6)
+                (c["device"], c["model"]) not in chosen or key < chosen[(c["device"], c["model"])][0]):
+            chosen[(c["device"], c["model"])] = (key, c)
+    if not chosen:
+        return None
+    families = sorted({c["family"] for _, c in chosen.values()})
+    fig, ax = plt.subplots(figsize=(WIDTH, 7.5), layout="constrained")
+    labels = []
+    for (_, model), (_, c) in sorted(chosen.items()):
+        point = (c["macs_per_sample"] * c["batch_size"], c["latency_p50_ms"])
+        ax.scatter(*point, s=22, color=COLORS[families.index(c["family"]) % len(COLORS)])
+        labels.append(ax.text(*point, model, fontsize=8))
     ax.set(xscale="log", yscale="log", xlabel="MACs per step", ylabel="median latency (ms)",
-           title="MACs against measured latency (each model's smallest inference case)")
+           title="MACs against measured latency (each model's smallest inference case, float32, XLA off)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend([Line2D([], [], marker="o", linestyle="", color=COLORS[i % len(COLORS)]) for i in range(len(families))],
+              families, loc="upper left", fontsize=8, title="family")
+    adjust_text(labels, ax=ax, arrowprops={"arrowstyle": "-", "color": "gray", "lw": 0.5})
     return _save(fig, out_dir, "macs_vs_latency.png", write)
 
 
-def write_plots(cases, out_dir: str, write) -> list[tuple[str, str]]:
+def _natural(text):
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(text))]
+
+
+def write_plots(runs, out_dir: str, write) -> list[tuple[str, str]]:
     """[(title, path relative to out_dir)]; `write(path, bytes)` stores a file (atomically)."""
+    cases = [c for r in runs for c in r.cases]
     if not cases:
         return []
-    return [
-        ("Throughput against batch size", _by_batch(cases, ("throughput",), "samples/s",
-                                                    "Throughput against batch size", out_dir, "throughput.png", write)),
-        ("Latency p50 and p99 against batch size", _by_batch(cases, ("latency_p50_ms", "latency_p99_ms"), "ms per step",
-                                                             "Latency p50 (solid) and p99 (dashed)", out_dir,
-                                                             "latency.png", write)),
-        ("MACs against measured latency", _macs_vs_latency(cases, out_dir, write)),
-    ]
+    precisions = sorted({c["precision"] for c in cases} - {"float32"})
+    plots = [("Throughput against batch size, by family", throughput_by_family(cases, out_dir, write)),
+             ("What XLA buys", speedup_chart(runs, "xla", False, True, "What XLA buys: throughput with XLA over "
+                                             "without, a bar per model at its largest batch measured both ways",
+                                             "speedup_xla.png", out_dir, write)),
+             *((f"What {p} buys", speedup_chart(runs, "precision", "float32", p, f"What {p} buys: throughput over "
+                                                "float32, a bar per model at its largest batch measured both ways",
+                                                f"speedup_{p}.png", out_dir, write)) for p in precisions),
+             ("Roofline", roofline(runs, out_dir, write)),
+             ("MACs against measured latency", macs_vs_latency(cases, out_dir, write))]
+    return [(title, path) for title, path in plots if path]

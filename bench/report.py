@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import csv
 import io
-import math
 import os
 import re
 import statistics
@@ -18,15 +17,16 @@ from collections import Counter, defaultdict
 from tabulate import tabulate
 
 from .cli import ArgumentParser, UsageError, run
-from .runs import DEFAULT_STORAGE, FIELDS, RunNoise, load_run, newest_run, resolve_ref
-from .stats import MEDIAN_SE_FACTOR, PERCENTILE_MIN_SAMPLES, robust_sigma
+from .findings import COST_EXAMPLES, findings
+from .runs import DEFAULT_STORAGE, FIELDS, load_run, newest_run, resolve_ref
+from .stats import PERCENTILE_MIN_SAMPLES
+from .verdicts import band_text, machine_shift, verdict
 
 MISSING = "-"
 TIME_PHASES = ("timed", "first_call", "build", "pilot", "trace", "probes", "other")
 TIME_LABELS = {"timed": "timed rounds", "first_call": "first calls", "build": "building", "pilot": "pilots",
                "trace": "traces", "probes": "probes", "other": "other"}
 FORMATS = ("md", "csv", "html")
-COST_EXAMPLES = (("conv5x5", "conv5x5_bottleneck"), ("inception3a_naive", "inception3a"))
 GIB, MIB = 2 ** 30, 2 ** 20
 P90_MIN, P99_MIN = PERCENTILE_MIN_SAMPLES["p90"], PERCENTILE_MIN_SAMPLES["p99"]
 PASSES_NOTE = ("; a case timed in several passes has the geometric mean of its passes' medians, known within the "
@@ -54,6 +54,16 @@ def _overhead(info) -> str:
     if not info or not info.get("throughput_ratio"):
         return MISSING
     return f"{(1 / info['throughput_ratio'] - 1) * 100:+.1f}% ({info.get('overhead_pairs', '?')} pairs)"
+
+
+def _si(value) -> str:
+    """A count in the unit that fits it: 416.5 M, 15.47 G (a fixed GMACs column showed LeNet-5 as 0.000)."""
+    if value is None:
+        return MISSING
+    for factor, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.4g} {unit}"
+    return f"{value:.4g}"
 
 
 def _ratio(new, base) -> str:
@@ -155,14 +165,13 @@ class Report:
         for c in self.cases:
             first.setdefault(c["model"], c)
         rows = [(m, "x".join(map(str, c["input_shape"] or [])) or MISSING, _num(c["params"], ","),
-                 _num(c["trainable_params"], ","), _num(c["macs_per_sample"] and c["macs_per_sample"] / 1e9, ".3f"),
-                 _num(c["flops_per_sample"] and c["flops_per_sample"] / 1e9, ".3f"),
+                 _num(c["trainable_params"], ","), _si(c["macs_per_sample"]), _si(c["flops_per_sample"]),
                  _num(c["activation_bytes_per_sample"] and c["activation_bytes_per_sample"] / MIB, ".2f"),
                  _num(c["depth"], "d"))
                 for m, c in sorted(first.items(), key=lambda kv: _natural(kv[0]))]
-        return ("Model cost per sample: parameters, GMACs (multiply-accumulates), GFLOPs (forward, all ops), "
+        return ("Model cost per sample: parameters, MACs (multiply-accumulates), FLOPs (forward, all ops), "
                 "activation memory (MiB) and depth (weighted layers on the longest path)",
-                ("model", "input", "params", "trainable", "GMACs", "GFLOPs", "activations (MiB)", "depth"), rows)
+                ("model", "input", "params", "trainable", "MACs", "FLOPs", "activations (MiB)", "depth"), rows)
 
     def _grid(self, cases, cell):
         """Rows of models, columns of batch sizes."""
@@ -177,8 +186,9 @@ class Report:
         for mode, precision, xla in self._settings():
             cases = [c for c in self.cases if (c["mode"], c["precision"], c["xla"]) == (mode, precision, xla)]
             setting = f"{mode}, {precision}, XLA {'on' if xla else 'off'}"
-            batches, rows = self._grid(cases, lambda c: f"{_num(c['throughput'], ',.1f')} {_pm(c['median_error'])}")
-            tables.append((f"Throughput (samples/s, from the median step, ± its 95% interval{PASSES_NOTE}) by batch "
+            batches, rows = self._grid(cases, lambda c: f"{_num(c['throughput'], ',.1f')} {_pm(c['median_error'])}"
+                                                          f" n={_num(c['rounds'], 'd')}")
+            tables.append((f"Throughput (samples/s, from the median of n timed steps, ± its 95% interval{PASSES_NOTE}) by batch "
                            f"size: {setting}", ("model", *(f"bs {b}" for b in batches)), rows))
             batches, rows = self._grid(cases, lambda c: " / ".join(_num(c[f"latency_{p}_ms"], ".2f")
                                                                    for p in ("p50", "p90", "p99"))
@@ -216,18 +226,32 @@ class Report:
                                   "float32", p)
                 for p in sorted({c["precision"] for c in self.cases} - {"float32"})]
 
+    def _why_smaller(self, case, setting_largest) -> str:
+        """Why a model's largest batch in a setting is below the setting's largest: its skipped cases say."""
+        if case["batch_size"] >= setting_largest:
+            return str(case["batch_size"])
+        reasons = sorted({(skip["batch_size"], skip["reason"]) for run in self.runs for skip in run.skipped
+                          if skip.get("model") == case["model"] and skip.get("batch_size", 0) > case["batch_size"]
+                          and all(skip.get(k) == case[k] for k in ("mode", "precision", "xla"))})
+        why = "; ".join(f"bs {batch} {reason}" for batch, reason in reasons) or "not in the run"
+        return f"{case['batch_size']} (not {setting_largest}: {why})"
+
     def efficiency(self):
-        largest = {}
+        largest, setting_largest = {}, Counter()
         for c in self.cases:
             key = (self._label(c), c["mode"], c["precision"], c["xla"])
             if key not in largest or c["batch_size"] > largest[key]["batch_size"]:
                 largest[key] = c
-        rows = [(label, mode, precision, "on" if xla else "off", c["batch_size"], _num(c["achieved_tflops"], ".3f"),
-                 _mfu(c["mfu"]), _num(c["compile_s"], ".2f"),
+            setting = (c["device"], c["mode"], c["precision"], c["xla"])
+            setting_largest[setting] = max(setting_largest[setting], c["batch_size"])
+        rows = [(label, mode, precision, "on" if xla else "off",
+                 self._why_smaller(c, setting_largest[(c["device"], mode, precision, xla)]),
+                 _num(c["achieved_tflops"], ".3f"), _mfu(c["mfu"]), _num(c["compile_s"], ".2f"),
                  _num(c["peak_memory_bytes"] and c["peak_memory_bytes"] / MIB, ",.1f"))
                 for (label, mode, precision, xla), c in sorted(largest.items(), key=lambda kv: _natural(kv[0]))]
-        return ("Efficiency at each setting's largest batch: achieved TFLOP/s, MFU (% of the measured ceiling), "
-                "first-call time (trace + compile, s) and peak allocator memory (MiB)",
+        return ("Efficiency at each setting's largest batch (the batch column says when a model's is smaller, and "
+                "why): achieved TFLOP/s, MFU (% of the measured ceiling), first-call time (trace + compile, s) and "
+                "peak allocator memory (MiB)",
                 ("model", "mode", "precision", "XLA", "batch", "TFLOP/s", "MFU (%)", "compile (s)",
                  "peak memory (MiB)"), rows)
 
@@ -296,29 +320,52 @@ def to_csv(cases) -> str:
     return out.getvalue()
 
 
-def to_markdown(tables, plots) -> str:
-    parts = ["# cnnbench report\n"]
-    for caption, headers, rows in tables:
-        parts.append(f"*{caption}*\n\n{tabulate(rows, headers=headers, tablefmt='github', disable_numparse=True)}\n")
-    for title, path in plots:
-        parts.append(f"![{title}]({path})\n")
+def _md_table(table) -> str:
+    caption, headers, rows = table
+    return f"*{caption}*\n\n{tabulate(rows, headers=headers, tablefmt='github', disable_numparse=True)}\n"
+
+
+def to_markdown(opening, tables, plots) -> str:
+    lines, family_table = opening
+    parts = ["# cnnbench report\n", "## Findings\n", *(f"- {line}" for line in lines), ""]
+    if family_table[2]:
+        parts.append(_md_table(family_table))
+    parts.append("## Plots\n")
+    parts.extend(f"![{title}]({path})\n" for title, path in plots)
+    parts.append("## Tables\n")
+    parts.extend(_md_table(table) for table in tables)
     return "\n".join(parts)
 
 
-def to_html(tables, plots, out_dir) -> str:
+def _html_table(table) -> str:
     import html
+    caption, headers, rows = table
+    text = tabulate(rows, headers=headers, tablefmt="html", disable_numparse=True)
+    return text.replace("<table>", f"<table><caption>{html.escape(caption)}</caption>", 1)
+
+
+def to_html(opening, tables, plots, out_dir) -> str:
+    """One self-contained page (plots inlined), findings first."""
+    import html
+    lines, family_table = opening
     parts = ["<!doctype html><html><head><meta charset='utf-8'><title>cnnbench report</title><style>",
-             "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;margin-bottom:2em}",
+             "body{font-family:sans-serif;margin:2em;max-width:1500px} table{border-collapse:collapse;margin-bottom:2em}",
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right} caption{text-align:left;padding:4px 0}",
-             "</style></head><body><h1>cnnbench report</h1>"]
-    for caption, headers, rows in tables:
-        table = tabulate(rows, headers=headers, tablefmt="html", disable_numparse=True)
-        parts.append(table.replace("<table>", f"<table><caption>{html.escape(caption)}</caption>", 1))
+             "li{margin:0.3em 0} img{max-width:100%}",
+             "</style></head><body><h1>cnnbench report</h1><h2>Findings</h2><ul>"]
+    parts.extend("<li>" + re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", html.escape(line)) + "</li>"
+                 for line in lines)
+    parts.append("</ul>")
+    if family_table[2]:
+        parts.append(_html_table(family_table))
+    parts.append("<h2>Plots</h2>")
     for title, path in plots:
         with open(os.path.join(out_dir, path), "rb") as f:
             data = base64.b64encode(f.read()).decode()
         parts.append(f"<figure><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>"
                      f"<figcaption>{html.escape(title)}</figcaption></figure>")
+    parts.append("<h2>Tables</h2>")
+    parts.extend(_html_table(table) for table in tables)
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -350,14 +397,15 @@ def summary(runs, cases, written) -> str:
 
 def write_report(runs, out_dir: str, formats, with_plots: bool = True) -> list[str]:
     report = Report(runs)
-    tables = report.tables()
+    tables, opening = report.tables(), findings(runs)
     written, plots = [], []
     if with_plots and ("md" in formats or "html" in formats):
         from .plots import write_plots
-        plots = write_plots(report.cases, out_dir, atomic_write)
+        plots = write_plots(runs, out_dir, atomic_write)
         written.extend(os.path.join(out_dir, p) for _, p in plots)
-    outputs = {"md": ("report.md", lambda: to_markdown(tables, plots)), "csv": ("report.csv", lambda: to_csv(report.cases)),
-               "html": ("report.html", lambda: to_html(tables, plots, out_dir))}
+    outputs = {"md": ("report.md", lambda: to_markdown(opening, tables, plots)),
+               "csv": ("report.csv", lambda: to_csv(report.cases)),
+               "html": ("report.html", lambda: to_html(opening, tables, plots, out_dir))}
     for fmt in formats:
         name, render = outputs[fmt]
         atomic_write(os.path.join(out_dir, name), render())
@@ -366,53 +414,6 @@ def write_report(runs, out_dir: str, formats, with_plots: bool = True) -> list[s
 
 
 # --- comparing two runs ---------------------------------------------------------------------------------------
-NOISE_FLOOR = 0.01
-# Verdicts at 99%, not the intervals' 95%: a compare makes 24 to 130 case comparisons, and on a shared VM the
-# 95% bands gave 4.4% and 7.6% false verdicts in two A/A sets (the noise model is not exact); 99% gave 1.0% and 3.5%.
-VERDICT_WIDENING = 2.576 / 1.96
-
-
-def machine_shift(base_run, new_run) -> tuple[float, float, str]:
-    """How much faster the machine itself ran in NEW than in BASE (log of the ratio of the medians of the speed probe
-    taken beside every case), the 95% half-width of that figure, and a note for the caption.
-
-    Runs of the same code on a shared VM differed by 25% overall (every case alike) when the host was busy during
-    one of them, and the probe saw it (92 against 120 GFLOP/s): corrected for it, the A/A false verdicts of ten smoke
-    runs fell from 12% to under 5%. Only like is corrected with like: the same device, TensorFlow and usable cores.
-    """
-    keys = ("device", "tensorflow_version", "cpu_cores_usable")
-    speeds = [[math.log(s) for c in run.cases for s in c.get("machine_speeds_flops") or []] for run in (base_run, new_run)]
-    if any(len(logs) < 3 for logs in speeds):
-        return 0.0, 0.0, "no machine correction (a run recorded no speed probe)"
-    if any(base_run.machine.get(k) is None or base_run.machine.get(k) != new_run.machine.get(k) for k in keys):
-        return 0.0, 0.0, "no machine correction (the runs differ in device, TensorFlow or usable cores)"
-    shift = statistics.median(speeds[1]) - statistics.median(speeds[0])
-    # the standard error of a median, from the probe's robust spread in each run
-    error = 1.96 * math.sqrt(sum((MEDIAN_SE_FACTOR * robust_sigma(logs)) ** 2 / len(logs) for logs in speeds))
-    moved = f"{abs(math.expm1(shift)) * 100:.1f}% {'faster' if shift > 0 else 'slower'}"
-    return shift, error, f"the machine ran {moved} in the new run (±{error * 100:.1f}%), corrected for"
-
-
-def verdict(base, new, base_noise: RunNoise = RunNoise(None, None, ""), new_noise: RunNoise = RunNoise(None, None, ""),
-            shift: float = 0.0, shift_error: float = 0.0) -> tuple[float, float, str]:
-    """(change in throughput, noise band in log terms, verdict): the verdict is on the change less the machine's own
-    change in speed (`shift`, in log terms), outside both runs' noise between runs and the shift's own error, at 99%.
-
-    On a shared machine the drift between runs dominates: an A/A compare that used the spread within runs alone
-    judged 50 of 72 cases "slower" or "faster", every one falsely.
-    """
-    change = new["throughput"] / base["throughput"] - 1
-    band = max(VERDICT_WIDENING * math.sqrt(base_noise.error(base) ** 2 + new_noise.error(new) ** 2 + shift_error ** 2),
-               NOISE_FLOOR)
-    log_change = math.log1p(change) - shift
-    word = "faster" if log_change > band else "slower" if log_change < -band else "within noise"
-    return change, band, word
-
-
-def _band(band: float) -> str:
-    return f"-{-math.expm1(-band) * 100:.1f}/+{math.expm1(band) * 100:.1f}" if math.isfinite(band) else "±inf"
-
-
 def compare(base_run, new_run):
     base = {(c["device"], c["case"]): c for c in base_run.cases}
     new = {(c["device"], c["case"]): c for c in new_run.cases}
@@ -430,7 +431,7 @@ def compare(base_run, new_run):
         else:
             change, band, word = verdict(base[key], new[key], *noises, shift, shift_error)
             rows.append((case, device, f"{base[key]['throughput']:,.1f}", f"{new[key]['throughput']:,.1f}",
-                         f"{change * 100:+.1f}", _band(band), word))
+                         f"{change * 100:+.1f}", band_text(band), word))
             if word == "slower":
                 slower.append((case, -change * 100))
     sources = "; ".join(f"{r.name}: {n.source}" + (f", sigma {n.sigma * 100:.1f}%" if n.sigma is not None else "")

@@ -12,7 +12,7 @@ from .stats import latency_summary_ms, robust_sigma, t95
 
 DEFAULT_STORAGE = ".benchmarks"
 # Every metric of a case record, in report order; a run saved by an older suite may lack some (shown as "-").
-FIELDS = ("run", "device", "case", "model", "mode", "batch_size", "precision", "xla", "input_shape", "params",
+FIELDS = ("run", "device", "case", "model", "family", "mode", "batch_size", "precision", "xla", "input_shape", "params",
           "trainable_params", "depth", "macs_per_sample", "flops_per_sample", "activation_bytes_per_sample",
           "flops_per_step", "throughput", "median_error", "target_error", "reached_target", "latency_p50_ms",
           "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_min_ms", "latency_max_ms", "latency_stdev_ms",
@@ -67,6 +67,7 @@ def _flatten(bench: dict, run_name: str, device: str) -> dict:
         record[f"latency_{stat}_ms"] = latency.get(stat)
     record["run"] = run_name
     record["device"] = info.get("device") or device
+    record["family"] = info.get("family") or info.get("model")  # a run saved before families: each model its own
     record["top_ops"] = info.get("top_ops") or []
     return record
 

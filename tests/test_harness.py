@@ -195,8 +195,8 @@ def test_out_of_memory_skips_the_case_and_the_larger_batches(monkeypatch):
     for case in (medium, large):
         with pytest.raises(pytest.skip.Exception, match="out of memory at batch 8"):
             harness.run(case, FakeBenchmark())
-    assert harness.skipped == [{"case": medium.id, "reason": "out of memory at batch 8"},
-                               {"case": large.id, "reason": "out of memory at batch 8"}]
+    assert [(skip["case"], skip["reason"]) for skip in harness.skipped] == [
+        (medium.id, "out of memory at batch 8"), (large.id, "out of memory at batch 8")]
     harness.cache.clear()
 
 
@@ -209,7 +209,8 @@ def test_a_case_outside_the_time_budget_is_skipped_with_that_reason():
     harness.run(batch1, FakeBenchmark())  # 7 s of estimate fit; the next one's 1000 s do not, however far off
     with pytest.raises(pytest.skip.Exception, match="outside the time budget"):
         harness.run(batch8, FakeBenchmark())
-    assert harness.skipped == [{"case": batch8.id, "reason": "outside the time budget"}]
+    assert harness.skipped == [{"case": batch8.id, "model": "lenet5", "mode": "infer", "batch_size": 8, "xla": False,
+                                "precision": "float32", "reason": "outside the time budget"}]
     assert len(harness.planner.spent) == 1 and not harness.planner.pending
     harness.cache.clear()
 

@@ -15,7 +15,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bench.report import TIME_PHASES, compare, machine_shift, main as report_main, verdict
+from bench.report import TIME_PHASES, compare, main as report_main
+from bench.verdicts import machine_shift, verdict
 from bench.runs import RunNoise, load_run, run_noise
 
 FIXTURE = Path(__file__).parent / "fixtures" / "smoke_run.json"
@@ -75,9 +76,10 @@ def test_report_tables_hold_the_fixtures_numbers(tmp_path, capsys):
     assert f"{lenet['latency_p50_ms']:.2f} / {p90} / - (n={lenet['rounds']})" in md
     on = next(c for c in _fixture_cases() if c["case"] == "lenet5-infer-bs8-xla-float32")
     assert f"{on['throughput'] / lenet['throughput']:.2f}x" in md  # what XLA buys
-    assert "| lenet5  | 32x32x1   | 61,706   | 61,706      | 0.000   | 0.001    | 0.03                | 5       |" in md
-    assert "*What XLA buys" in md and "*Where the time goes" in md and "![Throughput against batch size]" in md
-    assert "12 cases of 2 models" in capsys.readouterr().out
+    assert "| lenet5 | 32x32x1 | 61,706 | 61,706 | 416.5 k | 852.4 k | 0.03 | 5 |" in re.sub(" +", " ", md)  # MACs, FLOPs
+    assert "*What XLA buys" in md and "*Where the time goes" in md and "![Throughput against batch size, by family]" in md
+    cases = _fixture_cases()
+    assert f"{len(cases)} cases of {len({c['model'] for c in cases})} models" in capsys.readouterr().out
 
 
 def test_csv_round_trips(tmp_path):
@@ -85,7 +87,7 @@ def test_csv_round_trips(tmp_path):
     with open(tmp_path / "report.csv") as f:
         rows = list(csv.DictReader(f))
     cases = {c["case"]: c for c in _fixture_cases()}
-    assert len(rows) == len(cases) == 12
+    assert len(rows) == len(cases) >= 12
     for row in rows:
         case = cases[row["case"]]
         assert float(row["throughput"]) == pytest.approx(case["throughput"], rel=1e-12)
@@ -97,8 +99,14 @@ def test_csv_round_trips(tmp_path):
 
 def test_plots_are_pngs_and_html_embeds_them(tmp_path):
     assert report_main([str(FIXTURE), "--out", str(tmp_path), "--format", "html"]) == 0
-    for name in ("throughput.png", "latency.png", "macs_vs_latency.png"):
+    import matplotlib.image
+
+    names = ("throughput.png", "speedup_xla.png", "speedup_mixed_bfloat16.png", "roofline.png", "macs_vs_latency.png")
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(names)
+    for name in names:
         assert (tmp_path / "plots" / name).read_bytes().startswith(PNG_MAGIC)
+        height, width, _ = matplotlib.image.imread(tmp_path / "plots" / name).shape
+        assert 800 <= width <= 1500 and height <= 2000  # shown at its size in a browser window, not shrunk
     from html.parser import HTMLParser
 
     class Collect(HTMLParser):
@@ -111,8 +119,65 @@ def test_plots_are_pngs_and_html_embeds_them(tmp_path):
 
     page = Collect()
     page.feed((tmp_path / "report.html").read_text())
-    assert page.tags.count("table") >= 5 and len(page.images) == 3
+    assert page.tags.count("table") >= 5 and len(page.images) == len(names)
     assert all(src.startswith("data:image/png;base64,") for src in page.images)
+
+
+def _pairs_by_hand(vary, base_value, new_value, mode="infer"):
+    cases = {(c["model"], c["mode"], c["precision"], c["xla"], c["batch_size"]): c for c in _fixture_cases()}
+    position = {"precision": 2, "xla": 3}[vary]
+    return [case["throughput"] / cases[(*key[:position], base_value, *key[position + 1:])]["throughput"]
+            for key, case in cases.items() if key[position] == new_value and key[1] == mode
+            and (*key[:position], base_value, *key[position + 1:]) in cases]
+
+
+def test_the_report_opens_with_its_findings_and_their_numbers(tmp_path):
+    assert report_main([str(FIXTURE), "--out", str(tmp_path), "--no-plots"]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert md.index("## Findings") < md.index("## Tables") and md.index("*The fastest model") < md.index("## Tables")
+    findings = md[md.index("## Findings"):md.index("## Tables")]
+    for title, ratios in (("XLA", _pairs_by_hand("xla", False, True)),
+                          ("mixed_bfloat16", _pairs_by_hand("precision", "float32", "mixed_bfloat16"))):
+        line = next(line for line in findings.splitlines() if line.startswith(f"- **What {title}"))
+        assert f"inference median {statistics.median(ratios):.2f}x over {len(ratios)} cases" in line
+        assert f"({min(ratios):.2f}x to {max(ratios):.2f}x, noise band ±" in line
+    assert "**The 1x1-bottleneck example**: conv5x5 has 9.7x the MACs of conv5x5_bottleneck" in findings
+
+
+def test_the_fastest_model_of_each_family_is_named_at_each_batch_size(tmp_path):
+    assert report_main([str(FIXTURE), "--out", str(tmp_path), "--no-plots"]) == 0
+    md = re.sub(" +", " ", (tmp_path / "report.md").read_text())
+    reference = [c for c in _fixture_cases() if (c["mode"], c["precision"], c["xla"]) == ("infer", "float32", False)
+                 and c["family"] == "resnet-cifar"]
+    found = next(line for line in md.splitlines() if line.startswith("| resnet-cifar |"))
+    for batch in sorted({c["batch_size"] for c in reference}):
+        best = max((c for c in reference if c["batch_size"] == batch), key=lambda c: c["throughput"])
+        assert f"{best['model']} ({best['throughput']:,.4g}/s)" in found
+    assert "| lenet |" not in md  # a family of one model has nothing to rank
+
+
+def test_efficiency_says_when_a_models_batch_is_not_the_largest_and_why(tmp_path):
+    data = json.loads(FIXTURE.read_text())
+    dropped = "lenet5-infer-bs8-noxla-float32"
+    data["benchmarks"] = [b for b in data["benchmarks"] if b["extra_info"].get("case") != dropped]
+    data["cnnbench"]["skipped"] = [{"case": dropped, "model": "lenet5", "mode": "infer", "batch_size": 8, "xla": False,
+                                    "precision": "float32", "reason": "outside the time budget"}]
+    (tmp_path / "run.json").write_text(json.dumps(data))
+    assert report_main([str(tmp_path / "run.json"), "--out", str(tmp_path), "--no-plots"]) == 0
+    md = re.sub(" +", " ", (tmp_path / "report.md").read_text())
+    assert "| lenet5 | infer | float32 | off | 1 (not 8: bs 8 outside the time budget) |" in md
+    assert "| lenet5 | infer | float32 | on | 8 |" in md
+
+
+def test_the_throughput_plot_draws_only_settings_with_two_batch_sizes_or_more(tmp_path):
+    from bench.plots import throughput_by_family
+
+    written = {}
+    one = [{"device": "CPU", "family": "f", "model": "m", "mode": "train", "precision": "float32", "xla": False,
+            "batch_size": 2, "throughput": 10.0}]
+    assert throughput_by_family(one, str(tmp_path), written.__setitem__) is None and not written
+    two = one + [dict(one[0], batch_size=8, throughput=30.0)]
+    assert throughput_by_family(two, str(tmp_path), written.__setitem__) == "plots/throughput.png" and written
 
 
 def _case(throughput, error, name="m-infer-bs1-noxla-float32", pass_p50_ms=None, speeds=()):
@@ -215,7 +280,7 @@ def test_compare_lists_every_case_and_fails_above_the_threshold(tmp_path, capsys
     caption, _, rows, slower = compare(load_run(str(base)), load_run(str(new)))
     verdicts = {row[0]: row[-1] for row in rows}
     assert verdicts["lenet5-infer-bs1-xla-float32"] == "only in new"
-    assert "slower" in verdicts.values() and "faster" not in verdicts.values() and len(rows) == 12
+    assert "slower" in verdicts.values() and "faster" not in verdicts.values() and len(rows) == len(_fixture_cases())
     assert report_main(["--compare", str(base), str(new), "--out", str(tmp_path), "--fail-above", "40"]) == 1
     assert report_main(["--compare", str(base), str(new), "--out", str(tmp_path), "--fail-above", "60"]) == 0
     assert "-50.0" in (tmp_path / "compare.md").read_text()

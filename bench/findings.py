@@ -1,0 +1,150 @@
+"""The report's opening: what the runs found, computed from their cases, each figure with its noise band.
+
+A pair is one case against the same case with one setting changed (XLA, precision), in the same run, so both carry
+that run's noise between runs; a gain is real where the verdict of `bench.verdicts` says so (99%).
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from .verdicts import verdict
+
+COST_EXAMPLES = (("conv5x5", "conv5x5_bottleneck"), ("inception3a_naive", "inception3a"))
+REFERENCE = {"mode": "infer", "precision": "float32", "xla": False}  # the setting the zoo is compared in
+MODES = {"infer": "inference", "train": "training"}
+
+
+@dataclass(frozen=True)
+class Pair:
+    base: dict
+    new: dict
+    ratio: float  # throughput of new over base
+    band: float  # the verdict's noise band, log terms
+    word: str  # faster, slower, within noise
+
+    @property
+    def label(self) -> str:
+        return f"{self.new['model']}, bs {self.new['batch_size']}"
+
+
+def pairs(runs, vary: str, base_value, new_value) -> list[Pair]:
+    """Every case whose `vary` setting is `new_value`, against its twin at `base_value`, the rest held."""
+    found = []
+    for run in runs:
+        index = {(c["device"], c["model"], c["mode"], c["precision"], c["xla"], c["batch_size"]): c
+                 for c in run.cases if c.get("throughput")}
+        position = {"mode": 2, "precision": 3, "xla": 4}[vary]
+        for key, case in index.items():
+            if key[position] != new_value:
+                continue
+            base = index.get((*key[:position], base_value, *key[position + 1:]))
+            if base:
+                change, band, word = verdict(base, case, run.noise, run.noise)
+                found.append(Pair(base, case, 1 + change, band, word))
+    return found
+
+
+def effect(pairs_of_a_mode: list[Pair]) -> str:
+    ratios = sorted(p.ratio for p in pairs_of_a_mode)
+    words = Counter(p.word for p in pairs_of_a_mode)
+    bands = [math.expm1(p.band) * 100 for p in pairs_of_a_mode if math.isfinite(p.band)]
+    band = f", noise band ±{statistics.median(bands):.0f}% typical" if bands else ""
+    return (f"median {statistics.median(ratios):.2f}x over {len(ratios)} cases ({ratios[0]:.2f}x to {ratios[-1]:.2f}x"
+            f"{band}): faster in {words['faster']}, slower in {words['slower']}, within noise in "
+            f"{words['within noise']}")
+
+
+def effect_lines(runs) -> list[str]:
+    lines = []
+    precisions = sorted({c["precision"] for r in runs for c in r.cases} - {"float32"})
+    for title, found in [("XLA (on over off)", pairs(runs, "xla", False, True)),
+                         *((f"{p} (over float32)", pairs(runs, "precision", "float32", p)) for p in precisions)]:
+        by_mode = defaultdict(list)
+        for pair in found:
+            by_mode[pair.new["mode"]].append(pair)
+        if by_mode:
+            lines.append(f"**What {title} buys**: " + "; ".join(
+                f"{MODES[mode]} {effect(by_mode[mode])}" for mode in MODES if mode in by_mode) + ".")
+    return lines
+
+
+def fastest_by_family(runs):
+    """(headers, rows): in the reference setting, the fastest model of each family of two or more, per batch size;
+    a runner-up within the noise band is named as a tie."""
+    cases = [c for r in runs for c in r.cases if c.get("throughput")
+             and all(c[k] == v for k, v in REFERENCE.items())]
+    noise = {r.name: r.noise for r in runs}
+    families = defaultdict(list)
+    for case in cases:
+        families[(case["device"], case["family"])].append(case)
+    examples = {name for pair in COST_EXAMPLES for name in pair}
+    families = {key: members for key, members in families.items()
+                if len({c["model"] for c in members}) > 1 and not {c["model"] for c in members} <= examples}
+    batches = sorted({c["batch_size"] for members in families.values() for c in members})
+    multi_device = len({device for device, _ in families}) > 1
+    rows = []
+    for (device, family), members in sorted(families.items()):
+        cells = []
+        for batch in batches:
+            ranked = sorted((c for c in members if c["batch_size"] == batch), key=lambda c: -c["throughput"])
+            if not ranked:
+                cells.append("-")
+                continue
+            best = ranked[0]
+            cell = f"{best['model']} ({best['throughput']:,.4g}/s)"
+            ties = [c["model"] for c in ranked[1:] if c["run"] == best["run"]
+                    and verdict(c, best, noise[c["run"]], noise[c["run"]])[2] == "within noise"]
+            cells.append(cell + (f", ties with {', '.join(ties)}" if ties else ""))
+        rows.append((f"{family} ({device})" if multi_device else family, *cells))
+    setting = f"{MODES[REFERENCE['mode']]}, {REFERENCE['precision']}, XLA off"
+    return (f"The fastest model of each family ({setting}; samples/s; 'ties' are within the noise band)",
+            ("family", *(f"bs {b}" for b in batches)), rows)
+
+
+def cost_example_lines(runs) -> list[str]:
+    lines = []
+    for run in runs:
+        reference = {c["model"]: c for c in sorted(run.cases, key=lambda c: -c["batch_size"])
+                     if all(c[k] == v for k, v in REFERENCE.items()) and c.get("latency_p50_ms")}
+        for big, small in COST_EXAMPLES:
+            if big in reference and small in reference and reference[big]["batch_size"] == reference[small]["batch_size"]:
+                a, b = reference[big], reference[small]
+                change, band, _ = verdict(a, b, run.noise, run.noise)
+                macs, time = a["macs_per_sample"] / b["macs_per_sample"], 1 + change
+                gist = ("the time falls about as much as the MACs" if time > macs / 1.5
+                        else "the time falls far less than the MACs")
+                lines.append(f"**The 1x1-bottleneck example**: {big} has {macs:.1f}x the MACs of {small} and takes "
+                             f"{time:.1f}x its time (±{math.expm1(band) * 100:.0f}%; inference, float32, bs "
+                             f"{a['batch_size']}): {gist}.")
+    return lines
+
+
+def efficiency_line(cases) -> str | None:
+    known = [c for c in cases if c.get("mfu")]
+    if len(known) < 2:
+        return None
+    best, worst = max(known, key=lambda c: c["mfu"]), min(known, key=lambda c: c["mfu"])
+    return (f"**Against the measured ceiling**: closest {best['case']} at {best['mfu']:.0%} MFU, farthest "
+            f"{worst['case']} at {worst['mfu']:.1%} (the roofline plot shows why).")
+
+
+def findings(runs) -> tuple[list[str], tuple]:
+    """(lines, the family table) for the report's opening."""
+    cases = [c for r in runs for c in r.cases]
+    lines = effect_lines(runs) + cost_example_lines(runs)
+    mfu = efficiency_line(cases)
+    if mfu:
+        lines.append(mfu)
+    reasons = Counter(skip.get("reason", "-") for r in runs for skip in r.skipped)
+    if reasons:
+        lines.append(f"**Not measured**: {sum(reasons.values())} cases, "
+                     + "; ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+                     + " (the last table lists them).")
+    for r in runs:
+        if r.time_s and r.time_s.get("total"):
+            lines.append(f"**{r.name}** took {r.time_s['total'] / 60:.1f} min, "
+                         f"{r.time_s.get('timed', 0) / r.time_s['total']:.0%} of it in timed rounds.")
+    return lines, fastest_by_family(runs)

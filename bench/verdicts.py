@@ -1,0 +1,55 @@
+"""Is a change real? Verdicts on a change in throughput against the noise between runs of the same code."""
+from __future__ import annotations
+
+import math
+import statistics
+
+from .runs import RunNoise
+from .stats import MEDIAN_SE_FACTOR, robust_sigma
+
+NOISE_FLOOR = 0.01
+# Verdicts at 99%, not the intervals' 95%: a compare makes 24 to 130 case comparisons, and on a shared VM the
+# 95% bands gave 4.4% and 7.6% false verdicts in two A/A sets (the noise model is not exact); 99% gave 1.0% and 3.5%.
+VERDICT_WIDENING = 2.576 / 1.96
+
+
+def machine_shift(base_run, new_run) -> tuple[float, float, str]:
+    """How much faster the machine itself ran in NEW than in BASE (log of the ratio of the medians of the speed probe
+    taken beside every case), the 95% half-width of that figure, and a note for the caption.
+
+    Runs of the same code on a shared VM differed by 25% overall (every case alike) when the host was busy during
+    one of them, and the probe saw it (92 against 120 GFLOP/s): corrected for it, the A/A false verdicts of ten smoke
+    runs fell from 12% to under 5%. Only like is corrected with like: the same device, TensorFlow and usable cores.
+    """
+    keys = ("device", "tensorflow_version", "cpu_cores_usable")
+    speeds = [[math.log(s) for c in run.cases for s in c.get("machine_speeds_flops") or []] for run in (base_run, new_run)]
+    if any(len(logs) < 3 for logs in speeds):
+        return 0.0, 0.0, "no machine correction (a run recorded no speed probe)"
+    if any(base_run.machine.get(k) is None or base_run.machine.get(k) != new_run.machine.get(k) for k in keys):
+        return 0.0, 0.0, "no machine correction (the runs differ in device, TensorFlow or usable cores)"
+    shift = statistics.median(speeds[1]) - statistics.median(speeds[0])
+    # the standard error of a median, from the probe's robust spread in each run
+    error = 1.96 * math.sqrt(sum((MEDIAN_SE_FACTOR * robust_sigma(logs)) ** 2 / len(logs) for logs in speeds))
+    moved = f"{abs(math.expm1(shift)) * 100:.1f}% {'faster' if shift > 0 else 'slower'}"
+    return shift, error, f"the machine ran {moved} in the new run (±{error * 100:.1f}%), corrected for"
+
+
+def verdict(base, new, base_noise: RunNoise = RunNoise(None, None, ""), new_noise: RunNoise = RunNoise(None, None, ""),
+            shift: float = 0.0, shift_error: float = 0.0) -> tuple[float, float, str]:
+    """(change in throughput, noise band in log terms, verdict): the verdict is on the change less the machine's own
+    change in speed (`shift`, in log terms), outside both runs' noise between runs and the shift's own error, at 99%.
+
+    On a shared machine the drift between runs dominates: an A/A compare that used the spread within runs alone
+    judged 50 of 72 cases "slower" or "faster", every one falsely.
+    """
+    change = new["throughput"] / base["throughput"] - 1
+    band = max(VERDICT_WIDENING * math.sqrt(base_noise.error(base) ** 2 + new_noise.error(new) ** 2 + shift_error ** 2),
+               NOISE_FLOOR)
+    log_change = math.log1p(change) - shift
+    word = "faster" if log_change > band else "slower" if log_change < -band else "within noise"
+    return change, band, word
+
+
+def band_text(band: float) -> str:
+    """A band in log terms as the percentages it allows down and up."""
+    return f"-{-math.expm1(-band) * 100:.1f}/+{math.expm1(band) * 100:.1f}" if math.isfinite(band) else "±inf"

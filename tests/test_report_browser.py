@@ -1,0 +1,56 @@
+"""report.html in a real browser (headless Chromium): every image loads, the findings come first, the tables are there.
+
+Needs a Chromium on PATH (Debian's `chromium`) and Playwright (the `test` extra); without them the test is skipped,
+unless CNNBENCH_REQUIRE_BROWSER is set, as .ci/run sets it, and then it fails.
+"""
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.report import main as report_main
+
+FIXTURE = Path(__file__).parent / "fixtures" / "smoke_run.json"
+SCREENSHOT = Path(__file__).parent.parent / "results" / "report-screenshot.png"
+
+
+def _browser_or_skip():
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if executable and sync_playwright:
+        return executable, sync_playwright
+    missing = "a chromium on PATH" if not executable else "playwright (pip install -e '.[test]')"
+    if os.environ.get("CNNBENCH_REQUIRE_BROWSER"):
+        pytest.fail(f"the browser test needs {missing}")
+    pytest.skip(f"the browser test needs {missing}")
+
+
+def test_report_html_renders_in_chromium_with_every_image_and_table(tmp_path):
+    executable, sync_playwright = _browser_or_skip()
+    assert report_main([str(FIXTURE), "--out", str(tmp_path), "--format", "html"]) == 0
+    page_path = tmp_path / "report.html"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(page_path.as_uri(), wait_until="load")
+            images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.alt, i.complete, i.naturalWidth])")
+            headings = page.eval_on_selector_all("h2", "hs => hs.map(h => h.textContent)")
+            tables = page.eval_on_selector_all("table caption", "cs => cs.map(c => c.textContent)")
+            findings = page.eval_on_selector_all("ul li", "lis => lis.map(li => li.textContent)")
+            first_screen = page.evaluate("document.querySelector('h2').getBoundingClientRect().top")
+            SCREENSHOT.parent.mkdir(exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT))
+        finally:
+            browser.close()
+    assert images and all(complete and width > 0 for _, complete, width in images), images
+    assert {"Throughput against batch size, by family", "Roofline", "MACs against measured latency"} <= {
+        alt for alt, _, _ in images}
+    assert headings == ["Findings", "Plots", "Tables"] and first_screen < 900
+    assert any(line.startswith("What XLA") for line in findings)
+    assert any(caption.startswith("Throughput (samples/s") for caption in tables)
+    assert any(caption.startswith("The fastest model of each family") for caption in tables)
