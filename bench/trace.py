@@ -55,6 +55,14 @@ class Tracer:
             return {"trace_dir": None, "trace_error": message, "top_ops": []}
         return {"trace_dir": final, "trace_steps": steps, "top_ops": top_ops}
 
+    def close(self) -> None:
+        """Remove this run's staging folder, and the staging folder itself once no other run is using it."""
+        shutil.rmtree(os.path.join(self.staging, self.run_name), ignore_errors=True)
+        try:
+            os.rmdir(self.staging)
+        except OSError:  # absent, or another run's traces are being staged
+            pass
+
     @staticmethod
     def _record(logdir: str, mode: str, step, args, steps: int) -> None:
         tf.profiler.experimental.start(logdir)

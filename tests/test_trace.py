@@ -44,6 +44,11 @@ def test_each_step_has_a_trace_at_its_first_batch_size_with_its_top_operations(s
     assert "Conv2D" in conv["top_ops"][0]["type"]  # a single conv: its kernel is where the time goes
 
 
+def test_a_finished_run_leaves_no_staging_folder(smoke_run):
+    _, traces = smoke_run
+    assert traces.is_dir() and not (traces.parent / ".traces-staging").exists()
+
+
 def test_slow_steps_get_fewer_traced_steps_but_one_at_least():
     tracer = Tracer("traces", "run")
     assert [tracer.steps_for(s) for s in (0.001, 0.2, 0.4, 5.0)] == [3, 2, 1, 1]
