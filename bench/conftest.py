@@ -3,6 +3,8 @@ import contextlib
 import time
 
 SESSION_STARTED = time.perf_counter()  # the budget and the time breakdown count TensorFlow's import too
+CASE_FIELDS = ("model", "mode", "batch_size", "xla", "precision")  # the axes of a case, saved as its params
+CONSOLE_COLUMNS = ("median", "rounds", "ops")  # pytest-benchmark's table at the end of a run
 
 import pytest  # noqa: E402
 
@@ -76,6 +78,10 @@ def pytest_configure(config):
         config._cnnbench_matrix = resolve(_options(config), device.gpu())
     except ValueError as err:
         raise pytest.UsageError(str(err)) from None
+    given = " ".join(config.invocation_params.args)
+    if hasattr(config.option, "benchmark_columns") and "--benchmark-columns" not in given:
+        # pytest-benchmark's ten columns made a 230-character table; --benchmark-columns still asks for any
+        config.option.benchmark_columns = list(CONSOLE_COLUMNS)
     if config.get_verbosity() == 0:  # -v keeps pytest's lines, -q its dots
         from bench.console import Progress
         config.pluginmanager.register(Progress(config), "cnnbench-progress")
@@ -113,6 +119,8 @@ def harness(request):
     harness = session_harness(request.config)
     yield harness
     harness.cache.clear()
+    if harness.tracer is not None:
+        harness.tracer.close()
     with harness.clock("probes"):
         harness.peaks.remeasure(harness.matrix.precisions)  # a second reading, with no model in memory: the higher is kept
 
@@ -145,11 +153,12 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_json(config, benchmarks, output_json):
     harness = getattr(config, "_cnnbench_harness", None)
-    if harness:  # MFU against the final ceiling, which the end of the session may have raised
-        for bench in output_json["benchmarks"]:
-            info = bench["extra_info"]
-            if info.get("achieved_tflops") is not None:
-                info["mfu"] = info["achieved_tflops"] * 1e12 / harness.peaks.flops(info["precision"])
+    for bench in output_json["benchmarks"]:
+        info = bench["extra_info"]
+        if harness and info.get("achieved_tflops") is not None:  # MFU against the final ceiling, maybe raised since
+            info["mfu"] = info["achieved_tflops"] * 1e12 / harness.peaks.flops(info["precision"])
+        if "case" in info:  # plain JSON for pytest-benchmark's own tools, not the Case dataclass it cannot save
+            bench["params"] = {"case": info["case"], **{key: info[key] for key in CASE_FIELDS}, "pass": info["pass"]}
     matrix = harness.matrix if harness else config._cnnbench_matrix
     output_json["cnnbench"] = {
         "schema_version": 2, "run_name": run_name(config),

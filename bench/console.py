@@ -1,6 +1,7 @@
 """What a benchmark session prints: the header that says what it will do, and one line per case as it runs."""
 from __future__ import annotations
 
+import textwrap
 import time
 
 import pytest
@@ -9,6 +10,7 @@ from . import device
 from .matrix import PRECISIONS
 
 NAME_WIDTH = 46  # the longest case id, inception_v4-train-bs256-noxla-mixed_bfloat16
+WIDTH = 120  # the terminal the main job's output fits
 
 
 def _minutes(seconds: float) -> str:
@@ -38,7 +40,8 @@ def header(harness, traces: bool) -> list[str]:
              f"cnnbench: each case: first call timed apart, then at least {matrix.min_rounds} timed rounds in "
              f"{matrix.case_seconds:g} s (fewer once the median is known to ±{harness.budget.target_error:.0%})"
              + (f" over {matrix.passes} passes" if matrix.passes > 1 else "")
-             + (", and a profiler trace" if traces else "; no traces")]
+             + (", and a profiler trace" if traces else "; no traces"),
+             "cnnbench: pytest-benchmark's defaults line above does not apply: the harness sets each case's rounds"]
     if planner is None:
         lines.append("cnnbench: no time budget (--time-budget MINUTES sets one)")
     else:
@@ -48,7 +51,8 @@ def header(harness, traces: bool) -> list[str]:
                      f"{len(planner.visits)} cases, about {_minutes(seconds + planner.reserve)} from now, "
                      f"{timed / (seconds + planner.reserve):.0%} of it in timed rounds"
                      + (f"; {outside} outside it, skipped and listed in the report" if outside else ""))
-    return lines
+    return [wrapped for line in lines
+            for wrapped in textwrap.wrap(line, WIDTH, subsequent_indent=" " * len("cnnbench: "))]
 
 
 def _duration(seconds: float) -> str:
