@@ -41,12 +41,17 @@ def _setting(case) -> str:
 
 
 PLAIN = FuncFormatter(lambda value, _: f"{value:,.4g}")  # 60, not 6x10^1
+# over more than a decade, only the 2s and 5s of the minor ticks: every one of them crowded the labels
+TWOS_AND_FIVES = FuncFormatter(lambda value, _: f"{value:,.4g}" if value > 0 and round(
+    value / 10 ** math.floor(math.log10(value))) in (2, 5) else "")
 
 
 def _plain_log_y(ax) -> None:
+    """Call after plotting: minor ticks are labelled only within a decade, where there is room for them."""
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(PLAIN)
-    ax.yaxis.set_minor_formatter(PLAIN)
+    low, high = ax.get_ylim()
+    ax.yaxis.set_minor_formatter(PLAIN if high / low < 10 else TWOS_AND_FIVES)
     ax.tick_params(axis="y", which="minor", labelsize=7)
 
 
