@@ -1,9 +1,11 @@
 """pytest-benchmark's own tools on our runs: plain JSON params, `pytest-benchmark compare` by case, to CSV."""
 import csv
+import json
 import shutil
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 
@@ -19,9 +21,22 @@ def test_saved_params_are_the_case_and_its_fields_in_plain_json(smoke_run):
     assert not any("UNSERIALIZABLE" in str(b.get("params")) for b in run["benchmarks"])
 
 
-def test_pytest_benchmark_compare_groups_and_exports_by_case(smoke_run, tmp_path):
-    _, traces = smoke_run
-    saved = traces.parent / "run.json"
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A run as the main job makes one (the overhead test included), of the longest case name, at a small input."""
+    out = tmp_path_factory.mktemp("small")
+    done = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "bench"), "-p", "no:cacheprovider", "--models",
+                           "resnet50_transfer", "--input-size", "small", "--mode", "infer", "--batch-sizes", "1",
+                           "--precision", "mixed_bfloat16", "--xla", "off", "--case-seconds", "0.2", "--no-trace",
+                           "--benchmark-json", str(out / "run.json")],
+                          capture_output=True, text=True, cwd=out, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out / "run.json", done.stdout
+
+
+def test_pytest_benchmark_compare_groups_and_exports_by_case(small_run, tmp_path):
+    saved, _ = small_run
+    assert any(b["group"] == "harness overhead" for b in json.loads(saved.read_text())["benchmarks"])
     tool = shutil.which("pytest-benchmark") or [sys.executable, "-m", "pytest_benchmark.cli"]
     command = [tool] if isinstance(tool, str) else tool
     for group_by in ("param:case", "group"):
@@ -35,22 +50,17 @@ def test_pytest_benchmark_compare_groups_and_exports_by_case(smoke_run, tmp_path
             rows = list(csv.DictReader(f))
         assert rows and all(float(row["median"]) > 0 for row in rows)
         if group_by == "param:case":
-            assert "case=lenet5-infer-bs1-noxla-float32" in done.stdout
+            assert "case=resnet50_transfer-infer-bs1-noxla-mixed_bfloat16" in done.stdout
 
 
-def test_the_main_jobs_console_fits_120_columns_and_says_what_the_session_does(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "bench"), "-p", "no:cacheprovider", "--models",
-                           "resnet50_transfer", "--input-size", "small", "--mode", "infer", "--batch-sizes", "1",
-                           "--precision", "mixed_bfloat16", "--xla", "off", "--case-seconds", "0.2", "--no-trace",
-                           "--benchmark-json", str(tmp_path / "run.json")],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    lines = done.stdout.splitlines()
+def test_the_main_jobs_console_fits_120_columns_and_says_what_the_session_does(small_run):
+    _, stdout = small_run
+    lines = stdout.splitlines()
     ours = [line for line in lines if line.startswith("cnnbench:")]
     assert any("defaults line above does not apply" in line for line in ours)
     table = [line for line in lines if "test_case[" in line or line.startswith(("Name (time", "-----"))]
     assert any("resnet50_transfer-infer-bs1-noxla-mixed_bfloat16" in line for line in table)  # the longest name
-    assert "Median" in next(line for line in table if line.startswith("Name")) and "StdDev" not in done.stdout
+    assert "Median" in next(line for line in table if line.startswith("Name")) and "StdDev" not in stdout
     pytest_benchmark_own = "benchmark: "  # its defaults line, which the suite does not write
     too_wide = [line for line in lines if len(line) > 120 and not line.startswith(pytest_benchmark_own)]
     assert not too_wide
