@@ -1,9 +1,10 @@
 """The benchmark session: options, the case matrix, the shared harness and what goes into the saved JSON."""
 import contextlib
+import os
+import sys
 import time
 
 SESSION_STARTED = time.perf_counter()  # the budget and the time breakdown count TensorFlow's import too
-CASE_FIELDS = ("model", "mode", "batch_size", "xla", "precision")  # the axes of a case, saved as its params
 CONSOLE_COLUMNS = ("median", "rounds", "ops")  # pytest-benchmark's table at the end of a run
 
 import pytest  # noqa: E402
@@ -54,6 +55,11 @@ def pytest_addoption(parser):
                     help="capture no profiler traces (they are on by default; --trace says so explicitly)")
     group.addoption("--trace-dir", dest="cnnbench_trace_dir", default="results/traces",
                     help="where traces go: <trace-dir>/<run>/<case>/ (default results/traces)")
+    group.addoption("--resume", dest="cnnbench_resume", nargs="?", const="", default=None, metavar="RUN",
+                    help="finish a run that was cut off: measure only the cases its journal has not finished, under "
+                    "its name and options (RUN: a run name or journal path; default the newest unfinished run)")
+    group.addoption("--resume-anyway", dest="cnnbench_resume_anyway", action="store_true", default=False,
+                    help="resume even on another machine or commit (it mixes their numbers)")
     group.addoption("--trace-every-batch-size", dest="cnnbench_trace_every_batch_size", action="store_true",
                     default=False, help="trace every case, not only each step's first batch size (the others run "
                     "the same graph, with bigger tensors)")
@@ -74,10 +80,15 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "cnnbench: a benchmark case of the cnnbench matrix")
     from bench import device
 
+    options = _options(config)
+    resumed = config._cnnbench_resumed = _resumed_run(config)
+    if resumed:
+        options = _resumed_options(config, resumed)
     try:
-        config._cnnbench_matrix = resolve(_options(config), device.gpu())
+        config._cnnbench_matrix = resolve(options, device.gpu())
     except ValueError as err:
         raise pytest.UsageError(str(err)) from None
+    _stop_after_the_current_case_on_a_signal(config)
     given = " ".join(config.invocation_params.args)
     if hasattr(config.option, "benchmark_columns") and "--benchmark-columns" not in given:
         # pytest-benchmark's ten columns made a 230-character table; --benchmark-columns still asks for any
@@ -85,6 +96,136 @@ def pytest_configure(config):
     if config.get_verbosity() == 0:  # -v keeps pytest's lines, -q its dots
         from bench.console import Progress
         config.pluginmanager.register(Progress(config), "cnnbench-progress")
+
+
+def storage(config) -> str:
+    """pytest-benchmark's storage folder, where the journal goes too."""
+    uri = str(config.getoption("benchmark_storage", default=None) or "file://./.benchmarks")
+    return uri[len("file://"):] if uri.startswith("file://") else uri
+
+
+def _resumed_run(config):
+    """The journal's state of the run to resume, or None; a bad --resume is one line and exit 4."""
+    wanted = config.getoption("cnnbench_resume")
+    if wanted is None:
+        return None
+    from bench import journal
+
+    folder = storage(config)
+    if not wanted:
+        path = journal.newest_unfinished(folder)
+        if path is None:
+            raise pytest.UsageError(f"--resume: no unfinished run under {journal.folder(folder)}/")
+    else:
+        path = wanted if os.path.exists(wanted) else journal.path_for(folder, wanted)
+        if not os.path.exists(path):
+            raise pytest.UsageError(f"--resume: no journal {path}")
+    try:
+        state = journal.State(path)
+    except (OSError, ValueError) as err:
+        raise pytest.UsageError(f"--resume: {err}") from None
+    if state.complete:
+        raise pytest.UsageError(f"--resume: {state.run_name} is complete; nothing to resume")
+    _check_same_machine_and_commit(config, state)
+    return state
+
+
+def _check_same_machine_and_commit(config, state) -> None:
+    from pytest_benchmark.utils import get_commit_info
+
+    from bench import device
+
+    then = state.header
+    now = {"device": device.device_name(), "commit": get_commit_info().get("id")}
+    was = {"device": (then.get("machine_info") or {}).get("cnnbench", {}).get("device"),
+           "commit": (then.get("commit_info") or {}).get("id")}
+    differ = [f"{key} {was[key]} then, {now[key]} now" for key in now if was[key] != now[key]]
+    if differ and not config.getoption("cnnbench_resume_anyway"):
+        raise pytest.UsageError(f"--resume: {state.run_name} ran elsewhere ({'; '.join(differ)}); resuming would "
+                                "mix their numbers (--resume-anyway does it)")
+
+
+def _resumed_options(config, state) -> dict:
+    """The run's own options, its precisions as it kept them, and the budget it has left."""
+    options = dict(state.header["options"])
+    options["precision"] = ",".join(state.header["precisions"])
+    if options.get("time_budget") or state.header.get("budget_minutes"):
+        budget = state.header.get("budget_minutes")
+        if budget:
+            options["time_budget"] = max(budget - state.elapsed_s / 60, 0.1)
+    for name, value in state.header.get("trace_options", {}).items():
+        setattr(config.option, f"cnnbench_{name}", value)
+    config._cnnbench_run_name = state.run_name
+    return options
+
+
+STOP_SIGNALS = ("SIGTERM", "SIGINT")
+
+
+def _stop_after_the_current_case_on_a_signal(config) -> None:
+    """SIGTERM or a first Ctrl-C: finish the case at hand, then end the session, which saves what finished (marked
+    incomplete); a second Ctrl-C stops at once."""
+    import signal
+
+    def stop(number, _frame):
+        name = signal.Signals(number).name
+        config._cnnbench_stopped = name
+        signal.signal(number, signal.SIG_DFL if number != signal.SIGINT else signal.default_int_handler)
+
+    config._cnnbench_stopped = None
+    for name in STOP_SIGNALS:
+        signal.signal(getattr(signal, name), stop)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    yield
+    stopped = getattr(item.config, "_cnnbench_stopped", None)
+    if stopped and not item.session.shouldstop:  # said here, outside the test's captured output
+        item.config.pluginmanager.get_plugin("terminalreporter").write_line(
+            f"cnnbench: {stopped}: stopped after the current case; what finished is saved, marked incomplete "
+            "(pytest bench/ --resume measures the rest)")
+        item.session.shouldstop = f"{stopped}: stopped after the current case"
+
+
+def pytest_collection_modifyitems(config, items):
+    resumed = getattr(config, "_cnnbench_resumed", None)
+    if not resumed:
+        return
+    done = [item for item in items if hasattr(item, "callspec") and "case" in item.callspec.params
+            and resumed.is_finished(item.callspec.params["case"].test_id, item.callspec.params["case"].id)]
+    if done:
+        config.hook.pytest_deselected(items=done)
+        items[:] = [item for item in items if item not in done]
+
+
+def _open_journal(config, harness) -> None:
+    from pytest_benchmark.utils import get_commit_info
+
+    from bench import device, journal
+
+    resumed = config._cnnbench_resumed
+    harness.journal = journal.Journal(resumed.path if resumed else journal.path_for(storage(config), run_name(config)))
+    if resumed:
+        harness.elapsed_before = resumed.elapsed_s
+        harness.skipped.extend(resumed.skipped)
+        if harness.planner is not None:
+            for visit in harness.planner.visits:
+                if resumed.is_finished(visit.test_id, visit.id):
+                    harness.planner.finish(visit, None)
+        harness.journal.write("resume", elapsed_s=resumed.elapsed_s, argv=sys.argv)
+        return
+    import datetime
+
+    matrix = harness.matrix
+    machine = {"cnnbench": {**device.machine_info(harness.peaks), **device.precision_record(harness.speedups)}}
+    harness.journal.write(
+        "header", run_name=run_name(config), datetime=datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        argv=sys.argv, options=_options(config), precisions=list(matrix.precisions),
+        budget_minutes=matrix.time_budget or None, machine_info=machine, commit_info=get_commit_info(),
+        trace_options={name: config.getoption(f"cnnbench_{name}")
+                       for name in ("no_trace", "trace_dir", "trace_every_batch_size")},
+        planned=[(visit.test_id, visit.id) for visit in matrix.visits()])
 
 
 def session_harness(config):
@@ -99,6 +240,7 @@ def session_harness(config):
             tracer = Tracer(config.getoption("cnnbench_trace_dir"), run_name(config),
                             every_batch_size=config.getoption("cnnbench_trace_every_batch_size"))
         config._cnnbench_harness = open_session(config._cnnbench_matrix, tracer=tracer, started=SESSION_STARTED)
+        _open_journal(config, config._cnnbench_harness)
     return config._cnnbench_harness
 
 
@@ -121,6 +263,8 @@ def harness(request):
     harness.cache.clear()
     if harness.tracer is not None:
         harness.tracer.close()
+    if request.config._cnnbench_stopped:  # a run told to stop ends now
+        return
     with harness.clock("probes"):
         harness.peaks.remeasure(harness.matrix.precisions)  # a second reading, with no model in memory: the higher is kept
 
@@ -152,15 +296,17 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_json(config, benchmarks, output_json):
+    from bench.harness import case_params as harness_params
+
     harness = getattr(config, "_cnnbench_harness", None)
     for bench in output_json["benchmarks"]:
         info = bench["extra_info"]
         if harness and info.get("achieved_tflops") is not None:  # MFU against the final ceiling, maybe raised since
             info["mfu"] = info["achieved_tflops"] * 1e12 / harness.peaks.flops(info["precision"])
-        if "case" in info:  # plain JSON for pytest-benchmark's own tools, not the Case dataclass it cannot save
-            bench["params"] = {"case": info["case"], **{key: info[key] for key in CASE_FIELDS}, "pass": info["pass"]}
-        elif not bench.get("params"):  # the overhead test: `compare --group-by=param:case` needs a case in every one
-            bench["params"] = {"case": bench["name"]}
+        bench["params"] = harness_params(bench)
+    resumed = getattr(config, "_cnnbench_resumed", None)
+    if resumed:  # the cases the run finished before it was cut off, from its journal
+        output_json["benchmarks"][:0] = resumed.benchmarks
     matrix = harness.matrix if harness else config._cnnbench_matrix
     output_json["cnnbench"] = {
         "schema_version": 2, "run_name": run_name(config),
@@ -170,6 +316,17 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
                    "time_budget_minutes": matrix.time_budget, "passes": matrix.passes,
                    "latency_samples": matrix.latency_samples, "latency_seconds": matrix.latency_seconds},
     }
+    stopped = getattr(config, "_cnnbench_stopped", None)
+    if stopped:
+        planned = matrix.visits()
+        done = {b["param"] for b in output_json["benchmarks"]}
+        skipped = {skip["case"] for skip in output_json["cnnbench"]["skipped"]}
+        output_json["cnnbench"]["incomplete"] = {
+            "reason": stopped, "planned": len(planned),
+            "finished": sum(v.test_id in done or v.id in skipped for v in planned)}
+    if resumed:
+        output_json["cnnbench"]["resumed"] = {"sessions": 1 + sum(r.get("kind") == "resume" for r in resumed.records),
+                                              "earlier_cases": len(resumed.benchmarks)}
     if harness:
         from bench.harness import plan_record
         output_json["cnnbench"]["plan"] = plan_record(harness)
@@ -182,3 +339,15 @@ def time_breakdown(phases: dict, total: float) -> dict:
     record["other"] = round(total - sum(phases.values()), 2)
     record["total"] = round(total, 2)
     return record
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """After pytest-benchmark saved the run (its hook wraps this one): the journal's end line."""
+    harness = getattr(session.config, "_cnnbench_harness", None)
+    if harness is None or harness.journal is None:
+        return
+    stopped = session.config._cnnbench_stopped
+    failed = session.testsfailed or exitstatus not in (0, 5)
+    harness._journal("end", complete=not stopped and not failed,
+                     reason=stopped or (f"exit status {int(exitstatus)}" if failed else None))
+    harness.journal.close()

@@ -42,11 +42,29 @@ class Harness:
     planner: plan.Planner | None = None  # None: no time budget
     speedups: dict = field(default_factory=dict)  # precision -> its ceiling over float32's
     last_result: dict | None = None  # the case just measured, for the console
+    journal: object | None = None  # bench.journal.Journal: each finished case on disk at once
+    elapsed_before: float = 0.0  # session seconds a resumed run had spent before this session
+    started: float = field(default_factory=time.perf_counter)  # the session's start
 
     def skip(self, case: Case, reason: str):
-        self.skipped.append({"case": case.id, "model": case.model, "mode": case.mode, "batch_size": case.batch_size,
-                             "xla": case.xla, "precision": case.precision, "reason": reason})
+        record = {"case": case.id, "model": case.model, "mode": case.mode, "batch_size": case.batch_size,
+                  "xla": case.xla, "precision": case.precision, "reason": reason}
+        self.skipped.append(record)
+        self._journal("skip", skip=record)
         pytest.skip(reason)
+
+    def _journal(self, kind: str, **record) -> None:
+        if self.journal is not None:
+            elapsed = self.elapsed_before + time.perf_counter() - self.started
+            self.journal.write(kind, elapsed_s=round(elapsed, 2), **record)
+
+    def record(self, benchmark) -> None:
+        """Journal a measured case as pytest-benchmark will save it (params made plain JSON)."""
+        if benchmark.stats is None or "case" not in benchmark.extra_info:
+            return
+        saved = benchmark.stats.as_dict(include_data=True)
+        saved["params"] = case_params(saved)
+        self._journal("case", benchmark=saved)
 
     def check_runnable(self, case: Case) -> None:
         earlier = next((skip["reason"] for skip in self.skipped if skip["case"] == case.id), None)
@@ -141,11 +159,23 @@ class Harness:
         benchmark.extra_info["time_s"] = {phase: round(seconds, 3) for phase, seconds in clock.case.items()}
 
 
+CASE_FIELDS = ("model", "mode", "batch_size", "xla", "precision")  # the axes of a case, saved as its params
+
+
+def case_params(saved: dict) -> dict:
+    """Plain JSON params for pytest-benchmark's own tools, not the Case dataclass it cannot save."""
+    info = saved["extra_info"]
+    if "case" in info:
+        return {"case": info["case"], **{key: info[key] for key in CASE_FIELDS}, "pass": info["pass"]}
+    return saved.get("params") or {"case": saved["name"]}  # the overhead test: compare --group-by=param:case
+
+
 def open_session(matrix: Matrix, *, tracer=None, started: float | None = None) -> Harness:
     """The session's harness: ceilings measured in every candidate precision, the precisions the device runs fast
     kept (all of them when named), and the cases planned to the time budget, counted from `started`."""
     harness = Harness(matrix, Budget(min_rounds=matrix.min_rounds, max_seconds=matrix.case_seconds), tracer=tracer)
     probing = time.perf_counter()
+    harness.started = started if started is not None else probing
     with harness.clock("probes"):
         harness.speedups = device.speedups(harness.peaks, matrix.precisions)
     if not matrix.explicit_precisions:

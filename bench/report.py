@@ -66,6 +66,13 @@ def _si(value) -> str:
     return f"{value:.4g}"
 
 
+def _completeness(run) -> str:
+    cut = run.incomplete
+    if not cut:
+        return "yes"
+    return f"incomplete: {cut['finished']} of {cut['planned']} cases ({cut['reason']})"
+
+
 def _ratio(new, base) -> str:
     return f"{new / base:.2f}x" if new and base else MISSING
 
@@ -106,12 +113,12 @@ class Report:
                          "; ".join(f"{p} {v / 1e12:.3g}" + (f" ({probes[p]})" if p in probes else "")
                                    for p, v in peaks.items()) or MISSING,
                          _num(m.get("peak_bandwidth_bytes_per_s") and m["peak_bandwidth_bytes_per_s"] / 1e9, ".1f"),
-                         _overhead(r.overhead), len(r.cases), len(r.skipped)))
+                         _overhead(r.overhead), len(r.cases), len(r.skipped), _completeness(r)))
         return ("Machine and run: the device, versions, the ceiling (best TFLOP/s of the peak probes per precision, "
                 "and the probe that reached it), bandwidth (GB/s, read + write) and what the harness adds to a step "
                 "(interleaved with bare calls)",
                 ("run", "date (UTC)", "commit", "device", "TF", "Keras", "cores", "memory (GiB)",
-                 "ceiling (TFLOP/s)", "bandwidth (GB/s)", "harness overhead", "cases", "skipped"), rows)
+                 "ceiling (TFLOP/s)", "bandwidth (GB/s)", "harness overhead", "cases", "skipped", "complete"), rows)
 
     def precision_of_medians(self):
         rows = []
@@ -388,6 +395,8 @@ def summary(runs, cases, written) -> str:
         lines.append("skipped: " + "; ".join(f"{n} {reason}" for reason, n in reasons.most_common())
                      + " (the report's last table lists them)")
     for r in runs:
+        if r.incomplete:
+            lines.append(f"{r.name}: {_completeness(r)}; `pytest bench/ --resume {r.name}` measures the rest")
         if r.time_s and r.time_s.get("total"):
             lines.append(f"{r.name}: {r.time_s['total'] / 60:.1f} min, "
                          f"{r.time_s.get('timed', 0) / r.time_s['total']:.0%} of it in timed rounds")

@@ -7,6 +7,7 @@ import math
 import os
 from dataclasses import dataclass
 
+from . import journal
 from .cli import UsageError
 from .stats import latency_summary_ms, robust_sigma, t95
 
@@ -34,6 +35,7 @@ class Run:
     noise: "RunNoise | None" = None  # how far its cases may move between runs of the same code (load_run sets it)
     time_s: dict | None = None  # where the session's time went, by phase (bench.timing.PHASES, other, total)
     plan: dict | None = None  # its time budget, what fell outside and how far the estimates were off
+    incomplete: dict | None = None  # {"reason", "finished", "planned"} of a run cut off; None when complete
 
 
 def find_runs(storage: str = DEFAULT_STORAGE) -> list[str]:
@@ -43,17 +45,34 @@ def find_runs(storage: str = DEFAULT_STORAGE) -> list[str]:
 
 def resolve_ref(ref: str, storage: str = DEFAULT_STORAGE) -> str:
     """A path, or a run number as pytest-benchmark names them ('0003' or '3')."""
-    if os.path.exists(ref) or os.sep in ref or ref.endswith(".json"):
+    if os.path.exists(ref) or os.sep in ref or ref.endswith((".json", ".jsonl")):
         return ref
     if ref.isdigit():
         found = [p for p in find_runs(storage) if os.path.basename(p).split("_", 1)[0] == f"{int(ref):04d}"]
         if found:
             return found[-1]
-    raise UsageError(f"no saved run {ref!r} under {storage}/ (give a path or a run number such as 0003)")
+    if os.path.exists(journal.path_for(storage, ref)):  # a run name: its journal
+        return journal.path_for(storage, ref)
+    raise UsageError(f"no saved run {ref!r} under {storage}/ (give a path, a run number such as 0003 or a run name)")
+
+
+def _run_name_of(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return (json.load(f).get("cnnbench") or {}).get("run_name")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def unsaved_journals(storage: str = DEFAULT_STORAGE) -> list[str]:
+    """Journals of runs that never saved their JSON (killed, or run without --benchmark-autosave), oldest first."""
+    saved = {_run_name_of(path) for path in find_runs(storage)}
+    return [path for path in journal.journals(storage)
+            if os.path.basename(path)[:-len(".jsonl")] not in saved]
 
 
 def newest_run(storage: str = DEFAULT_STORAGE) -> str:
-    runs = find_runs(storage)
+    runs = sorted(find_runs(storage) + unsaved_journals(storage), key=os.path.getmtime)
     if not runs:
         raise UsageError(f"no saved run under {storage}/; make one with `pytest bench/ --benchmark-autosave`")
     return runs[-1]
@@ -137,16 +156,22 @@ def run_noise(cases) -> RunNoise:
 
 
 def load_run(path: str) -> Run:
-    """Raises UsageError naming the file when it is missing, truncated or not a cnnbench run."""
+    """Raises UsageError naming the file when it is missing, truncated or not a cnnbench run. A journal (.jsonl) is
+    read as the run it records, however far it got."""
     try:
-        with open(path) as f:
-            data = json.load(f)
+        if path.endswith(".jsonl"):
+            data = journal.State(path).as_saved_run()
+        else:
+            with open(path) as f:
+                data = json.load(f)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as err:
         raise UsageError(f"{path}: cannot be read ({err})") from None
     except json.JSONDecodeError as err:
         raise UsageError(f"{path}: not valid JSON, truncated? ({err.msg} at line {err.lineno})") from None
+    except ValueError as err:  # a journal without its header
+        raise UsageError(str(err)) from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise UsageError(f"{path}: not a pytest-benchmark run (no 'benchmarks' list)")
     cases = [b for b in data["benchmarks"] if isinstance(b, dict) and "model" in b.get("extra_info", {})]
@@ -167,4 +192,5 @@ def load_run(path: str) -> Run:
             record["median_error"] = noise.error(record)
             record["reached_target"] = record["median_error"] <= (record.get("target_error") or 0)
     return Run(path, name, machine, data.get("commit_info") or {}, data.get("datetime") or "", records,
-               suite.get("skipped") or [], overhead, noise, suite.get("time_s"), suite.get("plan"))
+               suite.get("skipped") or [], overhead, noise, suite.get("time_s"), suite.get("plan"),
+               suite.get("incomplete"))
