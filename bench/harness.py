@@ -182,8 +182,9 @@ def open_session(matrix: Matrix, *, tracer=None, started: float | None = None) -
         fast = device.fast_precisions(harness.speedups)
         harness.matrix = replace(matrix, precisions=tuple(p for p in matrix.precisions if p in fast))
     if harness.matrix.time_budget:
-        # the end of the session measures the kept precisions' ceilings again
-        reserve = (time.perf_counter() - probing) * len(harness.matrix.precisions) / len(matrix.precisions) + 2.0
+        # the end of the session measures the kept precisions' ceilings again; then come the save and the report
+        # the README runs after it (about 10 s with its plots): a Zen 4 default run and report took 19 min 59 s
+        reserve = (time.perf_counter() - probing) * len(harness.matrix.precisions) / len(matrix.precisions) + 20.0
         deadline = (started if started is not None else probing) + harness.matrix.time_budget * 60
         harness.planner = make_planner(harness.matrix, {p: harness.peaks.flops(p) for p in harness.matrix.precisions},
                                        plan.GPU_TIMINGS if device.gpu() else plan.CPU_TIMINGS, tracer, deadline,
