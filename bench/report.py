@@ -12,6 +12,7 @@ import re
 import statistics
 import sys
 import tempfile
+import textwrap
 from collections import Counter, defaultdict
 
 from tabulate import tabulate
@@ -401,7 +402,7 @@ def summary(runs, cases, written) -> str:
             lines.append(f"{r.name}: {r.time_s['total'] / 60:.1f} min, "
                          f"{r.time_s.get('timed', 0) / r.time_s['total']:.0%} of it in timed rounds")
     lines.append("wrote " + ", ".join(written))
-    return "\n".join(lines)
+    return "\n".join(wrapped for line in lines for wrapped in textwrap.wrap(line, 120, subsequent_indent="  "))
 
 
 def write_report(runs, out_dir: str, formats, with_plots: bool = True) -> list[str]:

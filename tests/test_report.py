@@ -79,7 +79,9 @@ def test_report_tables_hold_the_fixtures_numbers(tmp_path, capsys):
     assert "| lenet5 | 32x32x1 | 61,706 | 61,706 | 416.5 k | 852.4 k | 0.03 | 5 |" in re.sub(" +", " ", md)  # MACs, FLOPs
     assert "*What XLA buys" in md and "*Where the time goes" in md and "![Throughput against batch size, by family]" in md
     cases = _fixture_cases()
-    assert f"{len(cases)} cases of {len({c['model'] for c in cases})} models" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"{len(cases)} cases of {len({c['model'] for c in cases})} models" in out
+    assert "report.html" in out and max(len(line) for line in out.splitlines()) <= 120
 
 
 def test_csv_round_trips(tmp_path):
