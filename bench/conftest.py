@@ -149,10 +149,9 @@ def _resumed_options(config, state) -> dict:
     """The run's own options, its precisions as it kept them, and the budget it has left."""
     options = dict(state.header["options"])
     options["precision"] = ",".join(state.header["precisions"])
-    if options.get("time_budget") or state.header.get("budget_minutes"):
-        budget = state.header.get("budget_minutes")
-        if budget:
-            options["time_budget"] = max(budget - state.elapsed_s / 60, 0.1)
+    budget = state.header.get("budget_minutes")
+    if budget:
+        options["time_budget"] = max(budget - state.elapsed_s / 60, 0.1)
     for name, value in state.header.get("trace_options", {}).items():
         setattr(config.option, f"cnnbench_{name}", value)
     config._cnnbench_run_name = state.run_name
@@ -318,12 +317,12 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
     }
     stopped = getattr(config, "_cnnbench_stopped", None)
     if stopped:
-        planned = matrix.visits()
-        done = {b["param"] for b in output_json["benchmarks"]}
-        skipped = {skip["case"] for skip in output_json["cnnbench"]["skipped"]}
+        from bench.journal import count_finished
+
+        planned = [(visit.test_id, visit.id) for visit in matrix.visits()]
         output_json["cnnbench"]["incomplete"] = {
             "reason": stopped, "planned": len(planned),
-            "finished": sum(v.test_id in done or v.id in skipped for v in planned)}
+            "finished": count_finished(planned, output_json["benchmarks"], output_json["cnnbench"]["skipped"])}
     if resumed:
         output_json["cnnbench"]["resumed"] = {"sessions": 1 + sum(r.get("kind") == "resume" for r in resumed.records),
                                               "earlier_cases": len(resumed.benchmarks)}

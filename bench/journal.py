@@ -64,6 +64,14 @@ def read(path: str) -> list[dict]:
     return records
 
 
+def count_finished(planned, benchmarks, skipped) -> int:
+    """How many of the planned (test id, case id) are measured, or skipped with a reason (a skipped case's later
+    passes go with it)."""
+    measured = {b.get("param") for b in benchmarks}
+    skipped_cases = {s["case"] for s in skipped}
+    return sum(test_id in measured or case_id in skipped_cases for test_id, case_id in planned)
+
+
 class State:
     """What a journal says of its run."""
 
@@ -86,19 +94,10 @@ class State:
         return self.header["run_name"]
 
     def is_finished(self, test_id: str, case_id: str) -> bool:
-        """Measured, or skipped with a reason (a skipped case's later passes go with it)."""
-        return test_id in self._measured or case_id in self._skipped
-
-    @property
-    def _measured(self) -> set[str]:
-        return {b.get("param") for b in self.benchmarks}
-
-    @property
-    def _skipped(self) -> set[str]:
-        return {s["case"] for s in self.skipped}
+        return bool(count_finished([(test_id, case_id)], self.benchmarks, self.skipped))
 
     def finished_count(self) -> int:
-        return sum(self.is_finished(test_id, case_id) for test_id, case_id in self.planned)
+        return count_finished(self.planned, self.benchmarks, self.skipped)
 
     @property
     def elapsed_s(self) -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import math
-import re
 from collections import defaultdict
 
 import matplotlib
@@ -17,6 +16,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, ScalarFormatter  # noqa: E402
 
 from .findings import MODES, REFERENCE, pairs  # noqa: E402
+from .runs import natural_key  # noqa: E402
 
 PLOT_DIR = "plots"
 DPI = 110
@@ -81,7 +81,7 @@ def throughput_by_family(cases, out_dir, write):
     fig, axes = plt.subplots(rows, columns, figsize=(WIDTH, 3.4 * rows + 0.6), squeeze=False,
                              layout="constrained")
     for ax, (device, family) in zip(axes.flat, panels):
-        models = sorted({key[2] for key in series if key[:2] == (device, family)}, key=_natural)
+        models = sorted({key[2] for key in series if key[:2] == (device, family)}, key=natural_key)
         batches = set()
         for (d, f, model, setting), points in sorted(series.items()):
             if (d, f) != (device, family):
@@ -222,10 +222,6 @@ def macs_vs_latency(cases, out_dir, write):
               families, loc="upper left", fontsize=8, title="family")
     adjust_text(labels, ax=ax, arrowprops={"arrowstyle": "-", "color": "gray", "lw": 0.5})
     return _save(fig, out_dir, "macs_vs_latency.png", write)
-
-
-def _natural(text):
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(text))]
 
 
 def write_plots(runs, out_dir: str, write) -> list[tuple[str, str]]:

@@ -19,7 +19,7 @@ from tabulate import tabulate
 
 from .cli import ArgumentParser, UsageError, run
 from .findings import COST_EXAMPLES, findings
-from .runs import DEFAULT_STORAGE, FIELDS, load_run, newest_run, resolve_ref
+from .runs import DEFAULT_STORAGE, FIELDS, load_run, natural_key, newest_run, resolve_ref
 from .stats import PERCENTILE_MIN_SAMPLES
 from .verdicts import band_text, machine_shift, verdict
 
@@ -78,10 +78,6 @@ def _ratio(new, base) -> str:
     return f"{new / base:.2f}x" if new and base else MISSING
 
 
-def _natural(text: str):
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(text))]
-
-
 class Report:
     """The tables of one or more merged runs; each table is (caption, headers, rows)."""
 
@@ -94,7 +90,7 @@ class Report:
         return f"{case['model']} ({case['device']})" if self.multi_device else case["model"]
 
     def _ordered_labels(self, cases):
-        return sorted({self._label(c) for c in cases}, key=_natural)
+        return sorted({self._label(c) for c in cases}, key=natural_key)
 
     def _settings(self):
         """(mode, precision, xla) groups present, in a stable order."""
@@ -176,7 +172,7 @@ class Report:
                  _num(c["trainable_params"], ","), _si(c["macs_per_sample"]), _si(c["flops_per_sample"]),
                  _num(c["activation_bytes_per_sample"] and c["activation_bytes_per_sample"] / MIB, ".2f"),
                  _num(c["depth"], "d"))
-                for m, c in sorted(first.items(), key=lambda kv: _natural(kv[0]))]
+                for m, c in sorted(first.items(), key=lambda kv: natural_key(kv[0]))]
         return ("Model cost per sample: parameters, MACs (multiply-accumulates), FLOPs (forward, all ops), "
                 "activation memory (MiB) and depth (weighted layers on the longest path)",
                 ("model", "input", "params", "trainable", "MACs", "FLOPs", "activations (MiB)", "depth"), rows)
@@ -222,7 +218,7 @@ class Report:
                 rows[(label, held)][batch] = _ratio(case["throughput"], base["throughput"])
         batches = sorted({b for cells in rows.values() for b in cells})
         body = [(label, held, *(cells.get(b, MISSING) for b in batches))
-                for (label, held), cells in sorted(rows.items(), key=lambda kv: (_natural(kv[0][0]), kv[0][1]))]
+                for (label, held), cells in sorted(rows.items(), key=lambda kv: (natural_key(kv[0][0]), kv[0][1]))]
         return caption, ("model", "setting", *(f"bs {b}" for b in batches)), body
 
     def xla(self):
@@ -256,7 +252,7 @@ class Report:
                  self._why_smaller(c, setting_largest[(c["device"], mode, precision, xla)]),
                  _num(c["achieved_tflops"], ".3f"), _mfu(c["mfu"]), _num(c["compile_s"], ".2f"),
                  _num(c["peak_memory_bytes"] and c["peak_memory_bytes"] / MIB, ",.1f"))
-                for (label, mode, precision, xla), c in sorted(largest.items(), key=lambda kv: _natural(kv[0]))]
+                for (label, mode, precision, xla), c in sorted(largest.items(), key=lambda kv: natural_key(kv[0]))]
         return ("Efficiency at each setting's largest batch (the batch column says when a model's is smaller, and "
                 "why): achieved TFLOP/s, MFU (% of the measured ceiling), first-call time (trace + compile, s) and "
                 "peak allocator memory (MiB)",
@@ -268,7 +264,7 @@ class Report:
                  for c in self.cases}
         rows = []
         for big, small in COST_EXAMPLES:
-            for key, case in sorted(index.items(), key=lambda kv: _natural(kv[0])):
+            for key, case in sorted(index.items(), key=lambda kv: natural_key(kv[0])):
                 if key[0] != big or (small, *key[1:]) not in index:
                     continue
                 other = index[(small, *key[1:])]
@@ -288,7 +284,7 @@ class Report:
                                                                  chosen[c["model"]]["batch_size"])):
                 chosen[c["model"]] = c
         rows = [(model, c["case"], op["name"], op["type"], f"{op['self_time_us']:,.0f}", f"{op['share'] * 100:.1f}")
-                for model, c in sorted(chosen.items(), key=lambda kv: _natural(kv[0]))
+                for model, c in sorted(chosen.items(), key=lambda kv: natural_key(kv[0]))
                 for op in c["top_ops"][:per_model]]
         return (f"Where the time goes: the {per_model} operations with the most self time per step, from each "
                 "model's trace (the largest traced batch)",
@@ -430,7 +426,7 @@ def compare(base_run, new_run):
     noises = base_run.noise, new_run.noise
     shift, shift_error, shift_note = machine_shift(base_run, new_run)
     rows, slower = [], []
-    for key in sorted(base.keys() | new.keys(), key=lambda k: _natural(k[1])):
+    for key in sorted(base.keys() | new.keys(), key=lambda k: natural_key(k[1])):
         device, case = key
         if key not in new:
             rows.append((case, device, _num(base[key]["throughput"], ",.1f"), MISSING, MISSING, MISSING, "only in base"))

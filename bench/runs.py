@@ -5,6 +5,7 @@ import glob
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 
 from . import journal
@@ -36,6 +37,11 @@ class Run:
     time_s: dict | None = None  # where the session's time went, by phase (bench.timing.PHASES, other, total)
     plan: dict | None = None  # its time budget, what fell outside and how far the estimates were off
     incomplete: dict | None = None  # {"reason", "finished", "planned"} of a run cut off; None when complete
+
+
+def natural_key(text) -> list:
+    """resnet20 before resnet110: numbers in names sort as numbers."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(text))]
 
 
 def find_runs(storage: str = DEFAULT_STORAGE) -> list[str]:
