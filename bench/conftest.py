@@ -28,7 +28,7 @@ OPTIONS = {  # option: (dest, help)
 
 NUMBER_HELP = {  # dest: help, for the numeric options of bench.matrix.NUMBER_OPTIONS
     "min_rounds": "timed rounds per case at least (default 5; 3 in the smoke and CPU default runs)",
-    "case_seconds": "time for the timed rounds of one case (default 2; 2.5 in the CPU default run, 0.6 in smoke)",
+    "case_seconds": "time for the timed rounds of one case (default 2; 4 in the CPU default run, 0.6 in smoke)",
     "time_budget": "minutes for the whole session: cases are planned in priority (each model's cheapest inference "
                    "case, then batch sizes, fast precisions, training, XLA) and what does not fit is skipped "
                    f"(default {CPU_BUDGET_MINUTES:g} on a CPU, {GPU_BUDGET_MINUTES:g} on a GPU, none with a named "
@@ -201,7 +201,7 @@ def pytest_collection_modifyitems(config, items):
 def _open_journal(config, harness) -> None:
     from pytest_benchmark.utils import get_commit_info
 
-    from bench import device, journal
+    from bench import journal
 
     resumed = config._cnnbench_resumed
     harness.journal = journal.Journal(resumed.path if resumed else journal.path_for(storage(config), run_name(config)))
@@ -217,11 +217,11 @@ def _open_journal(config, harness) -> None:
     import datetime
 
     matrix = harness.matrix
-    machine = {"cnnbench": {**device.machine_info(harness.peaks), **device.precision_record(harness.speedups)}}
     harness.journal.write(
         "header", run_name=run_name(config), datetime=datetime.datetime.now(datetime.timezone.utc).isoformat(),
         argv=sys.argv, options=_options(config), precisions=list(matrix.precisions),
-        budget_minutes=matrix.time_budget or None, machine_info=machine, commit_info=get_commit_info(),
+        budget_minutes=matrix.time_budget or None, machine_info={"cnnbench": harness.machine_record()},
+        commit_info=get_commit_info(),
         trace_options={name: config.getoption(f"cnnbench_{name}")
                        for name in ("no_trace", "trace_dir", "trace_every_batch_size")},
         planned=[(visit.test_id, visit.id) for visit in matrix.visits()])
@@ -288,9 +288,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         for precision in (harness.matrix if harness else config._cnnbench_matrix).precisions:
             peaks.flops(precision)
         peaks.bandwidth()
-    machine_info["cnnbench"] = device.machine_info(peaks)
-    if harness:
-        machine_info["cnnbench"].update(device.precision_record(harness.speedups))
+    machine_info["cnnbench"] = harness.machine_record() if harness else device.machine_info(peaks)
 
 
 @pytest.hookimpl(optionalhook=True)

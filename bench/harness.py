@@ -53,6 +53,10 @@ class Harness:
         self._journal("skip", skip=record)
         pytest.skip(reason)
 
+    def machine_record(self) -> dict:
+        """machine_info["cnnbench"]: the device, its ceilings and which precisions it runs fast."""
+        return {**device.machine_info(self.peaks), **device.precision_record(self.speedups)}
+
     def _journal(self, kind: str, **record) -> None:
         if self.journal is not None:
             elapsed = self.elapsed_before + time.perf_counter() - self.started
@@ -136,9 +140,8 @@ class Harness:
         step_flops = flops_per_step(case, cost)
         achieved = step_flops / median_s
         benchmark.extra_info.update({
-            "schema_version": SCHEMA_VERSION, "case": case.id, "model": case.model, "family": models.entry(case.model).family,
-            "mode": case.mode,
-            "batch_size": case.batch_size, "requested_batch_size": case.batch_size, "precision": case.precision,
+            "schema_version": SCHEMA_VERSION, "case": case.id, "model": case.model,
+            "family": models.entry(case.model).family, "mode": case.mode, "batch_size": case.batch_size, "requested_batch_size": case.batch_size, "precision": case.precision,
             "xla": case.xla, "device": device.device_name(), "input_shape": list(cost.input_shape),
             "params": cost.params, "trainable_params": cost.trainable_params, "depth": depth(model),
             "macs_per_sample": cost.macs,
@@ -185,7 +188,7 @@ def open_session(matrix: Matrix, *, tracer=None, started: float | None = None) -
         # the end of the session measures the kept precisions' ceilings again; then come the save and the report
         # the README runs after it (about 10 s with its plots): a Zen 4 default run and report took 19 min 59 s
         reserve = (time.perf_counter() - probing) * len(harness.matrix.precisions) / len(matrix.precisions) + 20.0
-        deadline = (started if started is not None else probing) + harness.matrix.time_budget * 60
+        deadline = harness.started + harness.matrix.time_budget * 60
         harness.planner = make_planner(harness.matrix, {p: harness.peaks.flops(p) for p in harness.matrix.precisions},
                                        plan.GPU_TIMINGS if device.gpu() else plan.CPU_TIMINGS, tracer, deadline,
                                        reserve)

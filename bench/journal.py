@@ -64,11 +64,14 @@ def read(path: str) -> list[dict]:
     return records
 
 
+def finished_ids(benchmarks, skipped) -> tuple[set, set]:
+    """(test ids measured, case ids skipped with a reason: a skipped case's later passes go with it)."""
+    return {b.get("param") for b in benchmarks}, {s["case"] for s in skipped}
+
+
 def count_finished(planned, benchmarks, skipped) -> int:
-    """How many of the planned (test id, case id) are measured, or skipped with a reason (a skipped case's later
-    passes go with it)."""
-    measured = {b.get("param") for b in benchmarks}
-    skipped_cases = {s["case"] for s in skipped}
+    """How many of the planned (test id, case id) are finished."""
+    measured, skipped_cases = finished_ids(benchmarks, skipped)
     return sum(test_id in measured or case_id in skipped_cases for test_id, case_id in planned)
 
 
@@ -85,6 +88,7 @@ class State:
         self.benchmarks = [r["benchmark"] for r in self.records if r.get("kind") == "case"]
         self.skipped = [r["skip"] for r in self.records if r.get("kind") == "skip"]
         self.planned = [tuple(p) for p in header.get("planned") or []]  # (test id, case id)
+        self._finished = finished_ids(self.benchmarks, self.skipped)
         ends = [r for r in self.records if r.get("kind") == "end"]
         self.complete = bool(ends) and ends[-1].get("complete", False)
         self.stop_reason = ends[-1].get("reason") if ends else "killed: the journal has no end line"
@@ -94,7 +98,8 @@ class State:
         return self.header["run_name"]
 
     def is_finished(self, test_id: str, case_id: str) -> bool:
-        return bool(count_finished([(test_id, case_id)], self.benchmarks, self.skipped))
+        measured, skipped_cases = self._finished
+        return test_id in measured or case_id in skipped_cases
 
     def finished_count(self) -> int:
         return count_finished(self.planned, self.benchmarks, self.skipped)

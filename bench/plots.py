@@ -177,14 +177,16 @@ def roofline(runs, out_dir, write):
             if peak:
                 ax.plot(grid, [min(peak, g * device["bandwidth"]) for g in grid], color=COLORS[i], linewidth=1.5,
                         label=f"roof, {precision}: {peak / 1e12:.3g} TFLOP/s, {device['bandwidth'] / 1e9:.0f} GB/s")
-        labels = []
+        labels, labelled = [], {}
+        for c in device["cases"]:  # each model's reference case at its largest batch is labelled
+            if all(c[k] == v for k, v in REFERENCE.items()) and (
+                    c["model"] not in labelled or c["batch_size"] > labelled[c["model"]]["batch_size"]):
+                labelled[c["model"]] = c
         for c in device["cases"]:
             point = (intensity[id(c)], c["achieved_tflops"] * 1e12)
             ax.scatter(*point, s=16, marker=MARKERS[c["mode"]], color=COLORS[precisions.index(c["precision"])],
                        alpha=0.55, linewidths=0)
-            if all(c[k] == v for k, v in REFERENCE.items()) and c["batch_size"] == max(
-                    o["batch_size"] for o in device["cases"] if o["model"] == c["model"]
-                    and all(o[k] == v for k, v in REFERENCE.items())):
+            if labelled.get(c["model"]) is c:
                 labels.append(ax.text(*point, c["model"], fontsize=7))
         ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (FLOPs per byte of estimated DRAM traffic)",
                ylabel="achieved FLOP/s", title=name)
