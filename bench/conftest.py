@@ -13,6 +13,7 @@ from bench.cli import quiet_tensorflow  # noqa: E402
 
 quiet_tensorflow()  # before anything imports TensorFlow: its start-up lines stay off the terminal
 
+from bench.scale import WORKER_TIMEOUT_S  # noqa: E402
 from bench.matrix import (CPU_BUDGET_MINUTES, GPU_BUDGET_MINUTES, INPUT_SIZES, MODES, NUMBER_OPTIONS,  # noqa: E402
                           PRECISIONS, PRESETS, resolve)
 
@@ -24,6 +25,8 @@ OPTIONS = {  # option: (dest, help)
     "--mode": ("mode", f"comma list of {', '.join(MODES)}"),
     "--input-size": ("input_size", f"{' or '.join(INPUT_SIZES)}: each model's default input or its small one"),
     "--bench-preset": ("preset", f"{', '.join(PRESETS)}: sets every axis at once (default adapts to the device)"),
+    "--replicas": ("replicas", "comma list of data-parallel replica counts on this host (MirroredStrategy: a GPU "
+                   "each, or logical CPU devices that share the cores); batch sizes are per replica; XLA off"),
 }
 
 NUMBER_HELP = {  # dest: help, for the numeric options of bench.matrix.NUMBER_OPTIONS
@@ -55,6 +58,12 @@ def pytest_addoption(parser):
                     help="capture no profiler traces (they are on by default; --trace says so explicitly)")
     group.addoption("--trace-dir", dest="cnnbench_trace_dir", default="results/traces",
                     help="where traces go: <trace-dir>/<run>/<case>/ (default results/traces)")
+    group.addoption("--run-name", dest="cnnbench_run_name", default=None,
+                    help="the run's name: its traces folder and journal (default <UTC time>-<host>); the workers of "
+                    "a cluster share one (python -m bench.cluster gives it)")
+    group.addoption("--worker-timeout", dest="cnnbench_worker_timeout", type=float, default=None,
+                    help=f"in a cluster (TF_CONFIG): seconds a worker waits for the others to form the cluster and "
+                    f"in each collective before the run stops (default {WORKER_TIMEOUT_S:g})")
     group.addoption("--resume", dest="cnnbench_resume", nargs="?", const="", default=None, metavar="RUN",
                     help="finish a run that was cut off: measure only the cases its journal has not finished, under "
                     "its name and options (RUN: a run name or journal path; default the newest unfinished run)")
@@ -80,14 +89,25 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "cnnbench: a benchmark case of the cnnbench matrix")
     from bench import device
 
+    from bench import scale
+
     options = _options(config)
     resumed = config._cnnbench_resumed = _resumed_run(config)
     if resumed:
         options = _resumed_options(config, resumed)
     try:
+        cluster = scale.cluster_from_env()
+        options["workers"] = cluster.workers if cluster else 1
         config._cnnbench_matrix = resolve(options, device.gpu())
+        timeout = config.getoption("cnnbench_worker_timeout") or WORKER_TIMEOUT_S
+        # before anything runs on TensorFlow: logical CPU devices for the replicas, the cluster joined
+        config._cnnbench_scale = scale.Scale(config._cnnbench_matrix.replicas, cluster, device.gpu_count(), timeout)
     except ValueError as err:
         raise pytest.UsageError(str(err)) from None
+    if cluster and not cluster.is_chief:  # the chief saves the run; a worker's figures are in its log
+        for name, off in (("benchmark_autosave", False), ("benchmark_save", None), ("benchmark_json", None)):
+            if hasattr(config.option, name):
+                setattr(config.option, name, off)
     _stop_after_the_current_case_on_a_signal(config)
     given = " ".join(config.invocation_params.args)
     if hasattr(config.option, "benchmark_columns") and "--benchmark-columns" not in given:
@@ -179,9 +199,16 @@ def _stop_after_the_current_case_on_a_signal(config) -> None:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     yield
-    stopped = getattr(item.config, "_cnnbench_stopped", None)
+    config = item.config
+    harness = getattr(config, "_cnnbench_harness", None)
+    if harness is not None and harness.lost and not config._cnnbench_stopped:
+        config._cnnbench_stopped = "worker lost"
+        item.session.shouldstop = f"{harness.lost}: the run stops"
+        config.pluginmanager.get_plugin("terminalreporter").write_line(
+            f"cnnbench: {harness.lost}: the run stops; the case at hand is marked failed, what finished is saved")
+    stopped = config._cnnbench_stopped
     if stopped and not item.session.shouldstop:  # said here, outside the test's captured output
-        item.config.pluginmanager.get_plugin("terminalreporter").write_line(
+        config.pluginmanager.get_plugin("terminalreporter").write_line(
             f"cnnbench: {stopped}: stopped after the current case; what finished is saved, marked incomplete "
             "(pytest bench/ --resume measures the rest)")
         item.session.shouldstop = f"{stopped}: stopped after the current case"
@@ -204,6 +231,9 @@ def _open_journal(config, harness) -> None:
     from bench import journal
 
     resumed = config._cnnbench_resumed
+    cluster = harness.scale.cluster
+    if cluster and not cluster.is_chief:  # the chief's journal is the run's
+        return
     harness.journal = journal.Journal(resumed.path if resumed else journal.path_for(storage(config), run_name(config)))
     if resumed:
         harness.elapsed_before = resumed.elapsed_s
@@ -234,11 +264,17 @@ def session_harness(config):
         from bench.harness import open_session
 
         tracer = None
+        scale = config._cnnbench_scale
         if tracing(config):
+            import socket
+
             from bench.trace import Tracer
+            cluster = scale.cluster
             tracer = Tracer(config.getoption("cnnbench_trace_dir"), run_name(config),
-                            every_batch_size=config.getoption("cnnbench_trace_every_batch_size"))
-        config._cnnbench_harness = open_session(config._cnnbench_matrix, tracer=tracer, started=SESSION_STARTED)
+                            every_batch_size=config.getoption("cnnbench_trace_every_batch_size"),
+                            worker=f"{socket.gethostname()}-worker{cluster.index}" if cluster else None)
+        config._cnnbench_harness = open_session(config._cnnbench_matrix, tracer=tracer, started=SESSION_STARTED,
+                                                scale=scale)
         _open_journal(config, config._cnnbench_harness)
     return config._cnnbench_harness
 
@@ -270,6 +306,8 @@ def harness(request):
 
 def run_name(config) -> str:
     """The session's name: its traces folder, and `run_name` in the saved JSON, so the two can be matched."""
+    if not hasattr(config, "_cnnbench_run_name") and config.getoption("cnnbench_run_name"):
+        config._cnnbench_run_name = config.getoption("cnnbench_run_name")
     if not hasattr(config, "_cnnbench_run_name"):
         import datetime
         import socket
@@ -299,11 +337,17 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
     for bench in output_json["benchmarks"]:
         info = bench["extra_info"]
         if harness and info.get("achieved_tflops") is not None:  # MFU against the final ceiling, maybe raised since
-            info["mfu"] = info["achieved_tflops"] * 1e12 / harness.peaks.flops(info["precision"])
+            ceiling = harness.peaks.flops(info["precision"]) * info.get("ceiling_devices", 1)
+            info["mfu"] = info["achieved_tflops"] * 1e12 / ceiling
         bench["params"] = harness_params(bench)
     resumed = getattr(config, "_cnnbench_resumed", None)
     if resumed:  # the cases the run finished before it was cut off, from its journal
         output_json["benchmarks"][:0] = resumed.benchmarks
+    from bench.scale import scaling
+
+    infos = [bench["extra_info"] for bench in output_json["benchmarks"]]
+    for index, result in scaling(infos).items():  # against the one-replica cases of the same run
+        infos[index]["scaling"] = result
     matrix = harness.matrix if harness else config._cnnbench_matrix
     output_json["cnnbench"] = {
         "schema_version": 2, "run_name": run_name(config),
@@ -311,7 +355,8 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         "matrix": {"precisions": list(matrix.precisions), "input_size": matrix.input_size,
                    "min_rounds": matrix.min_rounds, "case_seconds": matrix.case_seconds,
                    "time_budget_minutes": matrix.time_budget, "passes": matrix.passes,
-                   "latency_samples": matrix.latency_samples, "latency_seconds": matrix.latency_seconds},
+                   "latency_samples": matrix.latency_samples, "latency_seconds": matrix.latency_seconds,
+                   "replicas": list(matrix.replicas), "workers": matrix.workers},
     }
     stopped = getattr(config, "_cnnbench_stopped", None)
     if stopped:

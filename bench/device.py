@@ -40,6 +40,10 @@ def gpu() -> Gpu | None:
     return Gpu(details.get("device_name", "GPU"), tuple(details.get("compute_capability", (0, 0))))
 
 
+def gpu_count() -> int:
+    return len(tf.config.list_physical_devices("GPU"))
+
+
 def device_name() -> str:
     found = gpu()
     return f"GPU:0 ({found.name})" if found else f"CPU ({cpu_model()})"
@@ -71,9 +75,21 @@ def precision_record(speedup: dict[str, float]) -> dict:
     return record
 
 
+REMOTE_DEVICES = []  # name prefixes of a cluster's other workers' devices (bench.scale sets them)
+
+
 def sync() -> None:
-    """Returns once every device has finished its queued work; a timed region ends here."""
-    tf.test.experimental.sync_devices()
+    """Returns once every device of this host has finished its queued work; a timed region ends here."""
+    if not REMOTE_DEVICES:
+        tf.test.experimental.sync_devices()
+        return
+    # what sync_devices does, for this worker's devices only: it fails on a cluster's remote ones
+    for found in tf.config.list_logical_devices():
+        if not found.name.startswith(tuple(REMOTE_DEVICES)):
+            with tf.device(found.name):
+                tf.raw_ops.SyncDevice()
+    from tensorflow.python.eager import context
+    context.async_wait()
 
 
 def cpu_model() -> str:

@@ -131,10 +131,28 @@ def efficiency_line(cases) -> str | None:
             f"{worst['case']} at {worst['mfu']:.1%} (the roofline plot shows why).")
 
 
+def scaling_lines(runs) -> list[str]:
+    """Scaling efficiency per mode and replica count, over the scaled cases with a baseline in their run."""
+    groups = defaultdict(list)
+    for run in runs:
+        for case in run.scaled:
+            if case.get("scaling"):
+                where = "workers" if (case.get("workers") or 1) > 1 else "replicas"
+                cpu = str(case.get("device", "")).startswith("CPU")
+                groups[(case["mode"], case.get("replicas") or 1, where, cpu)].append(case["scaling"]["efficiency"])
+    lines = []
+    for (mode, replicas, where, cpu), found in sorted(groups.items()):
+        found.sort()
+        shared = "; on a CPU they share its cores" if cpu else ""
+        lines.append(f"**Scaling, {MODES[mode]} on {replicas} {where}**: efficiency median {statistics.median(found):.2f}"
+                     f" over {len(found)} cases ({found[0]:.2f} to {found[-1]:.2f}; 1.00 is linear{shared}).")
+    return lines
+
+
 def findings(runs) -> tuple[list[str], tuple]:
     """(lines, the family table) for the report's opening."""
     cases = [c for r in runs for c in r.cases]
-    lines = effect_lines(runs) + cost_example_lines(runs)
+    lines = effect_lines(runs) + cost_example_lines(runs) + scaling_lines(runs)
     mfu = efficiency_line(cases)
     if mfu:
         lines.append(mfu)

@@ -12,6 +12,7 @@ from models.info import depth
 
 from . import device, memory, model_facts, plan
 from .matrix import Case, Matrix
+from .scale import Scale
 from .steps import ModelCache, inference_step, synthetic_batch, training_step
 from .stats import latency_summary_ms, median_error
 from .timing import Budget, PhaseClock, pilot, plan_rounds, timed_call
@@ -20,9 +21,9 @@ SCHEMA_VERSION = 2  # 2: p90/p99 null below their sample counts; median_error
 OOM_ERRORS = (tf.errors.ResourceExhaustedError,)
 
 
-def flops_per_step(case: Case, cost) -> float:
+def flops_per_step(case: Case, cost, global_batch: int | None = None) -> float:
     per_sample = cost.flops if case.mode == "infer" else cost.training_flops
-    return per_sample * case.batch_size
+    return per_sample * (global_batch or case.batch_size)
 
 
 def _oom_key(case: Case):
@@ -45,17 +46,27 @@ class Harness:
     journal: object | None = None  # bench.journal.Journal: each finished case on disk at once
     elapsed_before: float = 0.0  # session seconds a resumed run had spent before this session
     started: float = field(default_factory=time.perf_counter)  # the session's start
+    scale: Scale = field(default_factory=Scale)  # the strategies of replicas and workers
+    lost: str | None = None  # why the cluster broke: the session stops after the case that found it
 
-    def skip(self, case: Case, reason: str):
-        record = {"case": case.id, "model": case.model, "mode": case.mode, "batch_size": case.batch_size,
-                  "xla": case.xla, "precision": case.precision, "reason": reason}
+    def skip(self, case: Case, reason: str, *, failed: bool = False):
+        """Record why a case was not measured (in the journal at once) and end it: a skip, or a failure."""
+        record = {"case": case.id, **{name: getattr(case, name) for name in CASE_FIELDS}, "reason": reason}
+        if failed:
+            record["failed"] = True
         self.skipped.append(record)
         self._journal("skip", skip=record)
+        if failed:
+            pytest.fail(f"{case.id}: {reason}", pytrace=False)
         pytest.skip(reason)
 
     def machine_record(self) -> dict:
         """machine_info["cnnbench"]: the device, its ceilings and which precisions it runs fast."""
-        return {**device.machine_info(self.peaks), **device.precision_record(self.speedups)}
+        record = {**device.machine_info(self.peaks), **device.precision_record(self.speedups)}
+        cluster = self.scale.cluster
+        if cluster is not None:
+            record["cluster"] = {"workers": cluster.workers, "hosts": cluster.hosts, "addresses": list(cluster.addresses)}
+        return record
 
     def _journal(self, kind: str, **record) -> None:
         if self.journal is not None:
@@ -86,19 +97,21 @@ class Harness:
                            max_seconds=self.matrix.latency_seconds, within_time=True)
         return replace(self.budget, max_seconds=self.budget.max_seconds / self.matrix.passes)
 
-    def make_step(self, case: Case, model):
+    def make_step(self, case: Case, model, strategy=None):
         """(step, whether it is new): a built model's step for a mode and XLA setting serves every batch size."""
         if case.mode == "infer":
-            return self.cache.step((case.mode, case.xla), lambda: inference_step(model, xla=case.xla))
-        return self.cache.step((case.mode, case.xla),
-                               lambda: training_step(model, xla=case.xla, precision=case.precision))
+            return self.cache.step((case.mode, case.xla),
+                                   lambda: inference_step(model, xla=case.xla, strategy=strategy))
+        return self.cache.step((case.mode, case.xla), lambda: training_step(
+            model, xla=case.xla, precision=case.precision, strategy=strategy))
 
     def run(self, case: Case, benchmark) -> None:
         self.clock.case, self.last_result = {}, None
         started, measured = time.perf_counter(), None
         try:
             self.check_runnable(case)
-            if self.planner is not None and not self.planner.admit(case, started):
+            admitted = self.planner is None or self.planner.admit(case, started)
+            if not self.scale.agree(admitted):  # in a cluster, the chief's plan
                 self.skip(case, plan.OUTSIDE)
             benchmark.group = case.model
             try:
@@ -108,16 +121,20 @@ class Harness:
                 self.cache.clear()
                 self.skip(case, f"out of memory at batch {case.batch_size}")
             measured = time.perf_counter() - started
+        except self.scale.lost_errors() as err:
+            self.lost = self.scale.lost_reason(err)
+            self.skip(case, self.lost, failed=True)
         finally:
             if self.planner is not None:
                 self.planner.finish(case, measured)
 
     def _measure(self, case: Case, benchmark) -> None:
         clock = self.clock
+        strategy = self.scale.strategy(case)
         with clock("build"):
-            model, cost = self.cache.get(case.model, case.precision, self.matrix.input_size)
-        x, y = synthetic_batch(model, case.batch_size)
-        step, new_step = self.make_step(case, model)
+            model, cost = self.cache.get(case.model, case.precision, self.matrix.input_size, strategy)
+        x, y = synthetic_batch(model, case.batch_size, strategy)
+        step, new_step = self.make_step(case, model, strategy)
         device.sync()
         memory.reset_peak()
         with clock("first_call"):
@@ -125,6 +142,7 @@ class Harness:
         budget = self.budget_for(case).after_first_call(compile_s)
         with clock("pilot"):
             rounds, stop_reason = plan_rounds(pilot(step, (x, y), budget), budget)
+            rounds = self.scale.agree(rounds)
         with clock("timed"):
             benchmark.pedantic(timed_call, args=(step, x, y), rounds=rounds, iterations=1, warmup_rounds=0)
         peak_memory = memory.peak_bytes()
@@ -137,8 +155,10 @@ class Harness:
         median_s = latency["p50"] / 1e3
         error = median_error(samples)
         self.last_result = {"case": case.test_id, "median_s": median_s, "error": error, "rounds": len(samples)}
-        step_flops = flops_per_step(case, cost)
+        scale = self.scale.record(case, strategy)
+        step_flops = flops_per_step(case, cost, scale["global_batch"])
         achieved = step_flops / median_s
+        ceiling = self.peaks.flops(case.precision) * self.scale.devices(case, strategy)
         benchmark.extra_info.update({
             "schema_version": SCHEMA_VERSION, "case": case.id, "model": case.model,
             "family": models.entry(case.model).family, "mode": case.mode, "batch_size": case.batch_size, "requested_batch_size": case.batch_size, "precision": case.precision,
@@ -147,43 +167,49 @@ class Harness:
             "macs_per_sample": cost.macs,
             "flops_per_sample": cost.flops, "activation_bytes_per_sample": cost.activation_bytes,
             "flops_per_step": step_flops, "latency_ms": latency,
-            "throughput": case.batch_size / median_s, "compile_s": compile_s, "first_call_traced": new_step,
-            "achieved_tflops": achieved / 1e12, "mfu": achieved / self.peaks.flops(case.precision),
+            "throughput": scale["global_batch"] / median_s, "compile_s": compile_s, "first_call_traced": new_step,
+            "achieved_tflops": achieved / 1e12, "mfu": achieved / ceiling, "ceiling_devices": self.scale.devices(case, strategy),
             "peak_memory_bytes": peak_memory, "rounds": len(samples), "stop_reason": stop_reason,
             "cv": latency["stdev"] / latency["mean"] if latency["mean"] else 0.0,
             "median_error": error, "target_error": self.budget.target_error,
             "reached_target": error is not None and error <= self.budget.target_error,
             "machine_speed_flops": machine_speed, "pass": case.pass_index, "passes": self.matrix.passes,
             "round_ms": [float(f"{t * 1e3:.5g}") for t in samples],  # each pass's rounds, pooled by the report
+            **scale,
         })
         if self.tracer is not None and case.pass_index == 1 and (new_step or self.tracer.every_batch_size):
             with clock("trace"):
-                benchmark.extra_info.update(self.tracer.capture(case, step, (x, y), median_s))
+                steps = self.scale.agree(self.tracer.steps_for(median_s))
+                benchmark.extra_info.update(self.tracer.capture(case, step, (x, y), steps))
         benchmark.extra_info["time_s"] = {phase: round(seconds, 3) for phase, seconds in clock.case.items()}
 
 
-CASE_FIELDS = ("model", "mode", "batch_size", "xla", "precision")  # the axes of a case, saved as its params
+CASE_FIELDS = ("model", "mode", "batch_size", "xla", "precision", "replicas", "workers")  # a case's axes
 
 
 def case_params(saved: dict) -> dict:
     """Plain JSON params for pytest-benchmark's own tools, not the Case dataclass it cannot save."""
     info = saved["extra_info"]
     if "case" in info:
-        return {"case": info["case"], **{key: info[key] for key in CASE_FIELDS}, "pass": info["pass"]}
+        return {"case": info["case"], **{key: info.get(key, 1) for key in CASE_FIELDS}, "pass": info["pass"]}
     return saved.get("params") or {"case": saved["name"]}  # the overhead test: compare --group-by=param:case
 
 
-def open_session(matrix: Matrix, *, tracer=None, started: float | None = None) -> Harness:
+def open_session(matrix: Matrix, *, tracer=None, started: float | None = None, scale: Scale | None = None) -> Harness:
     """The session's harness: ceilings measured in every candidate precision, the precisions the device runs fast
-    kept (all of them when named), and the cases planned to the time budget, counted from `started`."""
-    harness = Harness(matrix, Budget(min_rounds=matrix.min_rounds, max_seconds=matrix.case_seconds), tracer=tracer)
+    kept (all of them when named; in a cluster, those the chief keeps), and the cases planned to the time budget,
+    counted from `started`."""
+    scale = scale or Scale()
+    budget = Budget(min_rounds=matrix.min_rounds, max_seconds=matrix.case_seconds, fixed_pilot=bool(scale.cluster))
+    harness = Harness(matrix, budget, tracer=tracer, scale=scale)
     probing = time.perf_counter()
     harness.started = started if started is not None else probing
     with harness.clock("probes"):
         harness.speedups = device.speedups(harness.peaks, matrix.precisions)
     if not matrix.explicit_precisions:
         fast = device.fast_precisions(harness.speedups)
-        harness.matrix = replace(matrix, precisions=tuple(p for p in matrix.precisions if p in fast))
+        kept = scale.agree(sum(1 << i for i, p in enumerate(matrix.precisions) if p in fast))
+        harness.matrix = replace(matrix, precisions=tuple(p for i, p in enumerate(matrix.precisions) if kept >> i & 1))
     if harness.matrix.time_budget:
         # the end of the session measures the kept precisions' ceilings again; then come the save and the report
         # the README runs after it (about 10 s with its plots): a Zen 4 default run and report took 19 min 59 s

@@ -17,10 +17,17 @@ class Case:
     xla: bool
     precision: str
     pass_index: int = 1  # which of the matrix's passes over the session times it (1 also traces it)
+    replicas: int = 1  # data-parallel replicas on this host's devices (bench.scale); batch_size is per replica
+    workers: int = 1  # hosts of a tf.distribute cluster (TF_CONFIG) that run the case together
 
     @property
     def id(self) -> str:
-        return f"{self.model}-{self.mode}-bs{self.batch_size}-{'xla' if self.xla else 'noxla'}-{self.precision}"
+        scale = (f"-r{self.replicas}" if self.replicas > 1 else "") + (f"-w{self.workers}" if self.workers > 1 else "")
+        return f"{self.model}-{self.mode}-bs{self.batch_size}-{'xla' if self.xla else 'noxla'}-{self.precision}{scale}"
+
+    @property
+    def distributed(self) -> bool:
+        return self.replicas > 1 or self.workers > 1
 
     @property
     def test_id(self) -> str:
@@ -45,12 +52,20 @@ class Matrix:
     latency_samples: int | None = None  # the latency scenario: this many timed steps at batch 1 (inference)
     latency_seconds: float = 120.0  # ... within this time per case
     passes: int = 1  # times each case is visited, spread over the session; each pass gets 1/passes of case_seconds
+    replicas: tuple[int, ...] = (1,)  # data-parallel replicas on this host (MirroredStrategy)
+    workers: int = 1  # a cluster's size (TF_CONFIG): its cases run on 1 worker (each alone) and on all of them
+
+    def scales(self) -> list[tuple[int, int]]:
+        """(replicas, workers) of the cases: the one-replica baseline first, which a scaled case is compared with."""
+        return [(replicas, 1) for replicas in self.replicas] + ([(1, self.workers)] if self.workers > 1 else [])
 
     def cases(self) -> list[Case]:
-        """Adjacent cases share a model and precision, so one built model serves them all."""
-        return [Case(model, mode, batch, xla, precision)
-                for model in self.models for precision in self.precisions
-                for mode, settings in self.grid.items() for xla, sizes in settings.items() for batch in sizes]
+        """Adjacent cases share a model, precision and scale, so one built model serves them all. XLA is not
+        measured across replicas: Keras leaves jit_compile off under tf.distribute."""
+        return [Case(model, mode, batch, xla, precision, replicas=replicas, workers=workers)
+                for model in self.models for precision in self.precisions for replicas, workers in self.scales()
+                for mode, settings in self.grid.items() for xla, sizes in settings.items() for batch in sizes
+                if not (xla and (replicas > 1 or workers > 1))]
 
     def visits(self) -> list[Case]:
         """Every case once per pass, pass after pass: the passes of a case see the machine at different times."""
@@ -103,13 +118,14 @@ def _split(text: str, option: str) -> list[str]:
     return items
 
 
-def parse_batch_sizes(text: str) -> tuple[int, ...]:
-    sizes = []
-    for item in _split(text, "--batch-sizes"):
+def parse_counts(text: str, option: str) -> tuple[int, ...]:
+    """A comma list of positive integers (batch sizes, replicas), sorted, each once."""
+    counts = []
+    for item in _split(text, option):
         if not item.isdigit() or int(item) < 1:
-            raise ValueError(f"--batch-sizes takes positive integers, got {item!r}")
-        sizes.append(int(item))
-    return tuple(sorted(set(sizes)))
+            raise ValueError(f"{option} takes positive integers, got {item!r}")
+        counts.append(int(item))
+    return tuple(sorted(set(counts)))
 
 
 def parse_choice(text: str, option: str, choices) -> tuple[str, ...]:
@@ -143,11 +159,18 @@ def resolve(options: dict, gpu) -> Matrix:
                       for mode, settings in matrix.grid.items()}
         matrix = replace(matrix, grid=grid(every_size, xla))
     if options.get("batch_sizes"):
-        sizes = parse_batch_sizes(options["batch_sizes"])
+        sizes = parse_counts(options["batch_sizes"], "--batch-sizes")
         matrix = replace(matrix, grid={mode: {xla: sizes for xla in settings} for mode, settings in matrix.grid.items()})
     if options.get("precision"):
         matrix = replace(matrix, precisions=parse_choice(options["precision"], "--precision", PRECISIONS),
                          explicit_precisions=True)
+    if options.get("replicas"):
+        matrix = replace(matrix, replicas=parse_counts(options["replicas"], "--replicas"))
+    if options.get("workers", 1) > 1:
+        if matrix.replicas != (1,):
+            raise ValueError("--replicas does not combine with a cluster (TF_CONFIG): each worker's GPUs are its "
+                             "replicas")
+        matrix = replace(matrix, workers=options["workers"])
     if options.get("input_size"):
         matrix = replace(matrix, input_size=parse_choice(options["input_size"], "--input-size", INPUT_SIZES)[0])
     for dest, (_, valid, wanted) in NUMBER_OPTIONS.items():

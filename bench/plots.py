@@ -226,6 +226,35 @@ def macs_vs_latency(cases, out_dir, write):
     return _save(fig, out_dir, "macs_vs_latency.png", write)
 
 
+def scaling_chart(runs, out_dir, write):
+    """Speed-up over one replica against replicas (or workers), a line per case, beside the ideal."""
+    lines = []
+    for run in runs:
+        for case in run.scaled:
+            result = case.get("scaling")
+            if result:
+                lines.append((case, result))
+    if not lines:
+        return None
+    fig, ax = plt.subplots(figsize=(WIDTH, 6), layout="constrained")
+    counts = sorted({1} | {case.get("replicas") or 1 for case, _ in lines})
+    ax.plot(counts, counts, color="gray", linestyle="--", label="ideal (efficiency 1)")
+    for index, (case, result) in enumerate(sorted(lines, key=lambda item: natural_key(item[0]["case"]))):
+        replicas = case.get("replicas") or 1
+        error = (result["error"] or 0) * replicas
+        where = f"{case['workers']} workers" if (case.get("workers") or 1) > 1 else "replicas"
+        ax.errorbar([1, replicas], [1, result["speedup"]], yerr=[0, error], marker=MARKERS.get(case["mode"], "o"),
+                    color=COLORS[index % len(COLORS)], capsize=3,
+                    label=f"{case['model']}, {_setting(case)}, bs {case['batch_size']}/replica ({where}): "
+                          f"efficiency {result['efficiency']:.2f}")
+    ax.set(xlabel="replicas (in all workers)", ylabel="global throughput over one replica's",
+           title="Scaling: speed-up over one replica, with its 95% interval")
+    ax.xaxis.set_major_locator(FixedLocator(counts))
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    return _save(fig, out_dir, "scaling.png", write)
+
+
 def write_plots(runs, out_dir: str, write) -> list[tuple[str, str]]:
     """[(title, path relative to out_dir)]; `write(path, bytes)` stores a file (atomically)."""
     cases = [c for r in runs for c in r.cases]
@@ -240,5 +269,6 @@ def write_plots(runs, out_dir: str, write) -> list[tuple[str, str]]:
                                                 "float32, a bar per model at its largest batch measured both ways",
                                                 f"speedup_{p}.png", out_dir, write)) for p in precisions),
              ("Roofline", roofline(runs, out_dir, write)),
-             ("MACs against measured latency", macs_vs_latency(cases, out_dir, write))]
+             ("MACs against measured latency", macs_vs_latency(cases, out_dir, write)),
+             ("Scaling", scaling_chart(runs, out_dir, write))]
     return [(title, path) for title, path in plots if path]

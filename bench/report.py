@@ -290,14 +290,45 @@ class Report:
                 "model's trace (the largest traced batch)",
                 ("model", "case", "operation", "type", "self time (us/step)", "share (%)"), rows)
 
+    def scaling(self):
+        """Each scaled case under its one-replica baseline of the same run."""
+        rows = []
+        for saved in self.runs:
+            baselines = {c["case"]: c for c in saved.cases}
+            shown = set()
+            for case in sorted(saved.scaled, key=lambda c: (natural_key(c["case"]), c.get("replicas") or 1)):
+                result = case.get("scaling") or {}
+                base = baselines.get(result.get("baseline"))
+                if base is not None and base["case"] not in shown:
+                    shown.add(base["case"])
+                    rows.append(self._scaling_row(base, "1.00x", "1.00"))
+                speedup = _num(result.get("speedup"), ".2f") + ("x" if result.get("speedup") else "")
+                error = f" ±{result['error']:.2f}" if result.get("error") is not None else ""
+                efficiency = (f"{result['efficiency']:.2f}{error}" if result else "no one-replica case in the run")
+                rows.append(self._scaling_row(case, speedup, efficiency))
+        return ("Scaling: global throughput on N replicas (this host's devices) or workers (tf.distribute hosts), "
+                "each under its one-replica case of the same run; efficiency = throughput at N over N times the "
+                "throughput at 1, ± its 95% interval. On a CPU the replicas share the cores, and a cluster's "
+                "one-worker case ran on every worker at once (README: Scaling out)",
+                ("model", "mode", "precision", "batch / replica", "replicas", "workers", "global batch",
+                 "throughput (samples/s)", "speed-up", "efficiency", "all-reduce"), rows)
+
+    def _scaling_row(self, case, speedup, efficiency):
+        return (self._label(case), case["mode"], case["precision"], case["batch_size"], case.get("replicas") or 1,
+                case.get("workers") or 1, case.get("global_batch") or case["batch_size"],
+                f"{_num(case['throughput'], ',.1f')} {_pm(case['median_error'])} n={_num(case['rounds'], 'd')}",
+                speedup, efficiency, case.get("all_reduce") or MISSING)
+
     def skipped(self):
-        rows = [(run.name, skip.get("case", MISSING), skip.get("reason", MISSING))
+        rows = [(run.name, skip.get("case", MISSING),
+                 ("failed: " if skip.get("failed") else "") + skip.get("reason", MISSING))
                 for run in self.runs for skip in run.skipped]
-        return "Skipped cases and why (options in the reason measure them)", ("run", "case", "reason"), rows
+        return ("Skipped cases and why (options in the reason measure them; a case that failed says so)",
+                ("run", "case", "reason"), rows)
 
     def tables(self):
         tables = [self.machine(), self.precisions(), self.time_spent(), self.precision_of_medians(), self.cost(), *self.speed(), self.xla(), *self.precision(), self.efficiency(),
-                  self.cost_example(), self.top_ops(), self.skipped()]
+                  self.scaling(), self.cost_example(), self.top_ops(), self.skipped()]
         return [t for t in tables if t[2]]
 
 
@@ -410,7 +441,7 @@ def write_report(runs, out_dir: str, formats, with_plots: bool = True) -> list[s
         plots = write_plots(runs, out_dir, atomic_write)
         written.extend(os.path.join(out_dir, p) for _, p in plots)
     outputs = {"md": ("report.md", lambda: to_markdown(opening, tables, plots)),
-               "csv": ("report.csv", lambda: to_csv(report.cases)),
+               "csv": ("report.csv", lambda: to_csv(report.cases + [c for r in runs for c in r.scaled])),
                "html": ("report.html", lambda: to_html(opening, tables, plots, out_dir))}
     for fmt in formats:
         name, render = outputs[fmt]
@@ -421,8 +452,8 @@ def write_report(runs, out_dir: str, formats, with_plots: bool = True) -> list[s
 
 # --- comparing two runs ---------------------------------------------------------------------------------------
 def compare(base_run, new_run):
-    base = {(c["device"], c["case"]): c for c in base_run.cases}
-    new = {(c["device"], c["case"]): c for c in new_run.cases}
+    base = {(c["device"], c["case"]): c for c in (*base_run.cases, *base_run.scaled)}
+    new = {(c["device"], c["case"]): c for c in (*new_run.cases, *new_run.scaled)}
     noises = base_run.noise, new_run.noise
     shift, shift_error, shift_note = machine_shift(base_run, new_run)
     rows, slower = [], []

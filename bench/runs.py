@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from . import journal
 from .cli import UsageError
+from .scale import scaling
 from .stats import latency_summary_ms, robust_sigma, t95
 
 DEFAULT_STORAGE = ".benchmarks"
@@ -19,7 +20,7 @@ FIELDS = ("run", "device", "case", "model", "family", "mode", "batch_size", "pre
           "flops_per_step", "throughput", "median_error", "target_error", "reached_target", "latency_p50_ms",
           "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_min_ms", "latency_max_ms", "latency_stdev_ms",
           "rounds", "stop_reason", "cv", "compile_s", "achieved_tflops", "mfu", "peak_memory_bytes",
-          "machine_speed_flops", "trace_dir")
+          "machine_speed_flops", "trace_dir", "replicas", "workers", "global_batch", "all_reduce", "scaling")
 OVERHEAD_GROUP = "harness overhead"  # bench/test_overhead.py
 
 
@@ -37,6 +38,7 @@ class Run:
     time_s: dict | None = None  # where the session's time went, by phase (bench.timing.PHASES, other, total)
     plan: dict | None = None  # its time budget, what fell outside and how far the estimates were off
     incomplete: dict | None = None  # {"reason", "finished", "planned"} of a run cut off; None when complete
+    scaled: tuple = ()  # cases on several replicas or workers (their one-replica baselines are in `cases`)
 
 
 def natural_key(text) -> list:
@@ -112,7 +114,8 @@ def _case_record(passes: list[dict], run_name: str, device: str) -> dict:
         record[f"latency_{stat}_ms"] = latency[stat]
     p50 = math.exp(sum(math.log(p) for p in record["pass_p50_ms"]) / len(infos))
     ceiling = record["achieved_tflops"] / record["mfu"] if record.get("mfu") and record.get("achieved_tflops") else None
-    record.update(latency_p50_ms=p50, rounds=latency["samples"], throughput=record["batch_size"] / (p50 / 1e3),
+    global_batch = record.get("global_batch") or record["batch_size"]
+    record.update(latency_p50_ms=p50, rounds=latency["samples"], throughput=global_batch / (p50 / 1e3),
                   cv=latency["stdev"] / latency["mean"], median_error=None, reached_target=False)
     if record.get("flops_per_step"):
         record["achieved_tflops"] = record["flops_per_step"] / (p50 / 1e3) / 1e12
@@ -197,6 +200,9 @@ def load_run(path: str) -> Run:
         if record["median_error"] is None and noise.dof:  # a case of several passes: known from their spread
             record["median_error"] = noise.error(record)
             record["reached_target"] = record["median_error"] <= (record.get("target_error") or 0)
-    return Run(path, name, machine, data.get("commit_info") or {}, data.get("datetime") or "", records,
-               suite.get("skipped") or [], overhead, noise, suite.get("time_s"), suite.get("plan"),
-               suite.get("incomplete"))
+    for index, result in scaling(records).items():  # again: a case of several passes has its pooled figures
+        records[index]["scaling"] = result
+    scaled = tuple(r for r in records if (r.get("replicas") or 1) > 1 or (r.get("workers") or 1) > 1)
+    return Run(path, name, machine, data.get("commit_info") or {}, data.get("datetime") or "",
+               [r for r in records if r not in scaled], suite.get("skipped") or [], overhead, noise,
+               suite.get("time_s"), suite.get("plan"), suite.get("incomplete"), scaled)

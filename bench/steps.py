@@ -1,6 +1,7 @@
 """What one case runs: the model under its dtype policy, synthetic data on the device, the compiled step."""
 from __future__ import annotations
 
+import contextlib
 import gc
 from contextlib import contextmanager
 
@@ -30,12 +31,13 @@ class ModelCache:
         self._value: tuple[keras.Model, ModelCost] | None = None
         self._steps: dict = {}
 
-    def get(self, name: str, precision: str, input_size: str) -> tuple[keras.Model, ModelCost]:
-        key = (name, precision, input_size)
+    def get(self, name: str, precision: str, input_size: str, strategy=None) -> tuple[keras.Model, ModelCost]:
+        """The model, its variables mirrored on the replicas of `strategy` when one is given."""
+        key = (name, precision, input_size, id(strategy))
         if key != self._key:
             self.clear()
             shape = models.entry(name).small_input_shape if input_size == "small" else None
-            with dtype_policy(precision):
+            with dtype_policy(precision), _scope(strategy):
                 model = models.build(name, input_shape=shape)
             self._key, self._value = key, (model, model_cost(model))
         return self._value
@@ -70,15 +72,26 @@ def _drop_custom_gradients() -> None:
             del registry[name]
 
 
-def synthetic_batch(model: keras.Model, batch_size: int):
-    """Random inputs and targets, made on the device before any timing."""
-    x = tf.random.uniform((batch_size, *model.input_shape[1:]))
-    out_shape = model.output_shape
-    if len(out_shape) == 2:  # a classifier: integer labels
-        y = tf.random.uniform((batch_size,), maxval=out_shape[-1], dtype=tf.int32)
-    else:  # a feature-map model: a regression target of its output's shape
-        y = tf.random.uniform((batch_size, *out_shape[1:]))
-    return x, y
+def _scope(strategy):
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def synthetic_batch(model: keras.Model, batch_size: int, strategy=None):
+    """Random inputs and targets, made on the device before any timing; under a strategy, `batch_size` of each on
+    every replica's device."""
+    def make(_context=None):
+        x = tf.random.uniform((batch_size, *model.input_shape[1:]))
+        out_shape = model.output_shape
+        if len(out_shape) == 2:  # a classifier: integer labels
+            y = tf.random.uniform((batch_size,), maxval=out_shape[-1], dtype=tf.int32)
+        else:  # a feature-map model: a regression target of its output's shape
+            y = tf.random.uniform((batch_size, *out_shape[1:]))
+        return x, y
+
+    if strategy is None:
+        return make()
+    return tuple(strategy.experimental_distribute_values_from_function(lambda context, i=i: make(context)[i])
+                 for i in range(2))
 
 
 def batch_signature(model: keras.Model) -> list[tf.TensorSpec]:
@@ -89,23 +102,32 @@ def batch_signature(model: keras.Model) -> list[tf.TensorSpec]:
     return [tf.TensorSpec((None, *model.input_shape[1:])), y]
 
 
-def inference_step(model: keras.Model, *, xla: bool):
-    @tf.function(jit_compile=xla, input_signature=batch_signature(model))
+def _compiled(replica_step, model: keras.Model, xla: bool, strategy):
+    """One step: on its own, or run by every replica of `strategy` (whose inputs are per-replica values, so no
+    input signature; bench.matrix keeps XLA off there)."""
+    if strategy is None:
+        return tf.function(replica_step, jit_compile=xla, input_signature=batch_signature(model))
+    return tf.function(lambda x, y: strategy.run(replica_step, args=(x, y)))
+
+
+def inference_step(model: keras.Model, *, xla: bool, strategy=None):
     def step(x, y):
         return model(x, training=False)
-    return step
+    return _compiled(step, model, xla, strategy)
 
 
-def training_step(model: keras.Model, *, xla: bool, precision: str):
-    """Forward with training=True, loss, gradients, SGD-with-momentum update; loss scaling under float16."""
-    optimizer = keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
-    if precision == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    optimizer.build(model.trainable_variables)
+def training_step(model: keras.Model, *, xla: bool, precision: str, strategy=None):
+    """Forward with training=True, loss, gradients, SGD-with-momentum update; loss scaling under float16. Under a
+    strategy a Keras loss is already divided by the replicas, and the optimizer all-reduces the sum of their
+    gradients: the gradient of the global batch's mean loss (tests/test_scale.py checks it)."""
+    with _scope(strategy):
+        optimizer = keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
+        if precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(model.trainable_variables)
     loss_fn = (keras.losses.SparseCategoricalCrossentropy() if len(model.output_shape) == 2
                else keras.losses.MeanSquaredError())
 
-    @tf.function(jit_compile=xla, input_signature=batch_signature(model))
     def step(x, y):
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=True))
@@ -113,4 +135,4 @@ def training_step(model: keras.Model, *, xla: bool, precision: str):
         grads = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
-    return step
+    return _compiled(step, model, xla, strategy)

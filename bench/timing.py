@@ -19,6 +19,7 @@ class Budget:
     target_error: float = 0.02  # stop once the median's 95% interval is within this fraction of it
     pilot_rounds: int = 3
     within_time: bool = False  # min_rounds give way to max_seconds (the latency scenario's stated time limit)
+    fixed_pilot: bool = False  # always pilot_rounds: a cluster's workers must run the same steps (bench.scale)
 
     def after_first_call(self, first_call_s: float) -> Budget:
         """Timed rounds as long as the first call took, within limits (bench.plan.timed_seconds)."""
@@ -38,7 +39,7 @@ def timed_call(fn, *args) -> float:
 def pilot(fn, args, budget: Budget) -> list[float]:
     """Warm-up rounds (not reported) whose spread sizes the timed run; at least two unless one is too long."""
     samples = [timed_call(fn, *args)]
-    while len(samples) < budget.pilot_rounds and sum(samples) < budget.max_seconds / 4:
+    while len(samples) < budget.pilot_rounds and (budget.fixed_pilot or sum(samples) < budget.max_seconds / 4):
         samples.append(timed_call(fn, *args))
     return samples
 

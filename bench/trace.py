@@ -22,21 +22,27 @@ class Tracer:
     A trace is written into a staging folder beside `root` and moved into place when complete, so an
     interrupted run never leaves a half-written case under `root` for TensorBoard to list. A step is traced at the
     first batch size it runs (the others run the same graph) unless `every_batch_size`.
+
+    The workers of a cluster each give a `worker` name (host and index): their traces of a case go into one session
+    folder, named after the run, as `<worker>.xplane.pb`, which TensorBoard shows as that session's hosts.
     """
 
-    def __init__(self, root: str, run_name: str, steps: int = TRACE_STEPS, every_batch_size: bool = False):
+    def __init__(self, root: str, run_name: str, steps: int = TRACE_STEPS, every_batch_size: bool = False,
+                 worker: str | None = None):
         self.root, self.run_name, self.steps = root, run_name, steps
-        self.every_batch_size = every_batch_size
+        self.every_batch_size, self.worker = every_batch_size, worker
         self.staging = os.path.join(os.path.dirname(os.path.abspath(root)) or ".",
                                     f".{os.path.basename(os.path.abspath(root))}-staging")
+        self.staged_run = os.path.join(self.staging, run_name + (f"-{worker}" if worker else ""))
 
     def steps_for(self, step_seconds: float) -> int:
         return max(1, min(self.steps, int(TRACE_SECONDS / step_seconds))) if step_seconds > 0 else self.steps
 
-    def capture(self, case, step, args, step_seconds: float = 0.0) -> dict:
-        """Trace a few steps after the timed rounds; a failure is a warning and a `trace_error`, never fatal."""
-        steps = self.steps_for(step_seconds)
-        staged = os.path.join(self.staging, self.run_name, case.id)
+    def capture(self, case, step, args, steps: int | None = None) -> dict:
+        """Trace `steps` steps (default `self.steps`) after the timed rounds; a failure is a warning and a
+        `trace_error`, never fatal."""
+        steps = steps or self.steps
+        staged = os.path.join(self.staged_run, case.id)
         final = os.path.join(self.root, self.run_name, case.id)
         try:
             shutil.rmtree(staged, ignore_errors=True)
@@ -46,8 +52,11 @@ class Tracer:
                 keep_programs_that_ran(path)
             top_ops = read_top_ops(staged, steps)
             os.makedirs(os.path.dirname(final), exist_ok=True)
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(staged, final)
+            if self.worker:
+                self._place_worker_trace(staged, final)
+            else:
+                shutil.rmtree(final, ignore_errors=True)
+                os.replace(staged, final)
         except Exception as err:  # noqa: BLE001  (any fault of the trace must not fail the measured case)
             shutil.rmtree(staged, ignore_errors=True)
             message = f"{type(err).__name__}: {err}".splitlines()[0]
@@ -55,9 +64,17 @@ class Tracer:
             return {"trace_dir": None, "trace_error": message, "top_ops": []}
         return {"trace_dir": final, "trace_steps": steps, "top_ops": top_ops}
 
+    def _place_worker_trace(self, staged: str, final: str) -> None:
+        """Move this worker's trace beside the other workers' of the same case, each file whole."""
+        session = os.path.join(final, "plugins", "profile", self.run_name)
+        os.makedirs(session, exist_ok=True)
+        for path in xplane_files(staged):
+            os.replace(path, os.path.join(session, f"{self.worker}.xplane.pb"))
+        shutil.rmtree(staged, ignore_errors=True)
+
     def close(self) -> None:
         """Remove this run's staging folder, and the staging folder itself once no other run is using it."""
-        shutil.rmtree(os.path.join(self.staging, self.run_name), ignore_errors=True)
+        shutil.rmtree(self.staged_run, ignore_errors=True)
         try:
             os.rmdir(self.staging)
         except OSError:  # absent, or another run's traces are being staged
