@@ -1,4 +1,4 @@
-"""What every command line of the suite shares: one-line errors and quiet TensorFlow start-up."""
+"""What every command line of the suite shares: one-line errors and a quiet start of Keras and its backend."""
 from __future__ import annotations
 
 import argparse
@@ -7,26 +7,38 @@ import sys
 import tempfile
 
 
-def quiet_tensorflow() -> None:
-    """Import TensorFlow and Keras and find the devices with file descriptor 2 sent to a temporary file.
+def quiet_start(backend: str | None = None) -> None:
+    """Import Keras on its backend (`backend`, else KERAS_BACKEND, else TensorFlow) and find the devices, with file
+    descriptor 2 sent to a temporary file.
 
     TensorFlow's C++ start-up lines (cudart_stub, "failed call to cuInit" without a GPU driver, "oneDNN custom
     operations are on" on CPUs with AVX-512 VNNI/BF16) come out before absl's logging starts, so
     TF_CPP_MIN_LOG_LEVEL does not hide them. Should the import fail, what it printed is shown after all.
+    Raises UsageError for a backend cnnbench does not run, or another than the one Keras already runs.
     """
+    from .engines import BACKEND_VARIABLE, check_backend
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")  # allocator statistics (peak memory) on the CPU too
-    if "tensorflow" in sys.modules:
+    try:
+        wanted = check_backend(backend or os.environ.get(BACKEND_VARIABLE) or "tensorflow")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if "keras" in sys.modules:
+        running = sys.modules["keras"].backend.backend()
+        if running != wanted:
+            raise UsageError(f"backend {wanted!r}: Keras already runs on {running!r} in this process")
         return
+    os.environ[BACKEND_VARIABLE] = wanted
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
             import keras  # noqa: F401
-            import tensorflow as tf
-            tf.config.list_physical_devices()
+
+            from .engines import current
+            current().gpus()  # the devices are found here, while start-up lines go to the sink
         except BaseException:
             os.dup2(saved, 2)
             sink.seek(0)

@@ -9,10 +9,6 @@ CONSOLE_COLUMNS = ("median", "rounds", "ops")  # pytest-benchmark's table at the
 
 import pytest  # noqa: E402
 
-from bench.cli import quiet_tensorflow  # noqa: E402
-
-quiet_tensorflow()  # before anything imports TensorFlow: its start-up lines stay off the terminal
-
 from bench.scale import WORKER_TIMEOUT_S  # noqa: E402
 from bench.matrix import (CPU_BUDGET_MINUTES, GPU_BUDGET_MINUTES, INPUT_SIZES, MODES, NUMBER_OPTIONS,  # noqa: E402
                           PRECISIONS, PRESETS, resolve)
@@ -25,6 +21,8 @@ OPTIONS = {  # option: (dest, help)
     "--mode": ("mode", f"comma list of {', '.join(MODES)}"),
     "--input-size": ("input_size", f"{' or '.join(INPUT_SIZES)}: each model's default input or its small one"),
     "--bench-preset": ("preset", f"{', '.join(PRESETS)}: sets every axis at once (default adapts to the device)"),
+    "--backend": ("backend", "tensorflow or jax: the Keras backend of the run (default: KERAS_BACKEND, else "
+                  "tensorflow); one per run, as Keras binds one per process"),
     "--replicas": ("replicas", "comma list of data-parallel replica counts on this host (MirroredStrategy: a GPU "
                    "each, or logical CPU devices that share the cores); batch sizes are per replica; XLA off"),
 }
@@ -87,9 +85,14 @@ def _options(config) -> dict:
 def pytest_configure(config):
     config.option.trace = False  # before pytest's debugging plugin reads it: here --trace means profiler traces
     config.addinivalue_line("markers", "cnnbench: a benchmark case of the cnnbench matrix")
-    from bench import device
+    from bench.cli import UsageError, quiet_start
 
-    from bench import scale
+    try:  # Keras on the run's backend, before anything imports it: its start-up lines stay off the terminal
+        quiet_start(config.getoption("cnnbench_backend"))
+    except UsageError as err:
+        raise pytest.UsageError(str(err)) from None
+    from bench import device, scale
+    from bench.engines import current as engine
 
     options = _options(config)
     resumed = config._cnnbench_resumed = _resumed_run(config)
@@ -98,10 +101,11 @@ def pytest_configure(config):
     try:
         cluster = scale.cluster_from_env()
         options["workers"] = cluster.workers if cluster else 1
-        config._cnnbench_matrix = resolve(options, device.gpu())
+        config._cnnbench_matrix = resolve(options, device.gpu(), engine().XLA_SETTINGS)
         timeout = config.getoption("cnnbench_worker_timeout") or WORKER_TIMEOUT_S
         # before anything runs on TensorFlow: logical CPU devices for the replicas, the cluster joined
-        config._cnnbench_scale = scale.Scale(config._cnnbench_matrix.replicas, cluster, device.gpu_count(), timeout)
+        config._cnnbench_scale = scale.Scale(config._cnnbench_matrix.replicas, cluster, device.gpu_count(), timeout,
+                                             engine().NAME)
     except ValueError as err:
         raise pytest.UsageError(str(err)) from None
     if cluster and not cluster.is_chief:  # the chief saves the run; a worker's figures are in its log
@@ -154,11 +158,15 @@ def _check_same_machine_and_commit(config, state) -> None:
     from pytest_benchmark.utils import get_commit_info
 
     from bench import device
+    from bench.engines import current as engine
 
     then = state.header
+    machine = (then.get("machine_info") or {}).get("cnnbench", {})
+    backend = machine.get("keras_backend", "tensorflow")
+    if backend != engine().NAME:  # Keras has started on this run's backend: the user must name the other
+        raise pytest.UsageError(f"--resume: {state.run_name} ran on {backend}; resume it with --backend {backend}")
     now = {"device": device.device_name(), "commit": get_commit_info().get("id")}
-    was = {"device": (then.get("machine_info") or {}).get("cnnbench", {}).get("device"),
-           "commit": (then.get("commit_info") or {}).get("id")}
+    was = {"device": machine.get("device"), "commit": (then.get("commit_info") or {}).get("id")}
     differ = [f"{key} {was[key]} then, {now[key]} now" for key in now if was[key] != now[key]]
     if differ and not config.getoption("cnnbench_resume_anyway"):
         raise pytest.UsageError(f"--resume: {state.run_name} ran elsewhere ({'; '.join(differ)}); resuming would "

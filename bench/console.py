@@ -7,6 +7,7 @@ import time
 import pytest
 
 from . import device
+from .engines import current as engine
 from .matrix import PRECISIONS
 
 NAME_WIDTH = 46  # the longest case id, inception_v4-train-bs256-noxla-mixed_bfloat16
@@ -34,7 +35,9 @@ def _precisions(harness) -> str:
 def header(harness, traces: bool) -> list[str]:
     matrix, planner = harness.matrix, harness.planner
     ceiling = harness.peaks.flops("float32")
-    lines = [f"cnnbench: {len(matrix.cases())} cases of {len(matrix.models)} models on {device.device_name()}, "
+    backend = f"{engine().NAME} {engine().versions()[f'{engine().NAME}_version']}"
+    lines = [f"cnnbench: {len(matrix.cases())} cases of {len(matrix.models)} models on {device.device_name()} with "
+             f"{backend}, "
              f"float32 ceiling {ceiling / 1e12:.3g} TFLOP/s",
              f"cnnbench: {_precisions(harness)}",
              f"cnnbench: each case: first call timed apart, then at least {matrix.min_rounds} timed rounds in "

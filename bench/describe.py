@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from .cli import ArgumentParser, UsageError, parse_shape, quiet_tensorflow, run
+from .cli import ArgumentParser, UsageError, parse_shape, quiet_start, run
 
 SUMMARY_HEADERS = ("model", "input", "params", "trainable", "MACs", "FLOPs", "training FLOPs",
                    "activations (MiB/sample)", "weights (MiB)")
@@ -40,7 +40,7 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     shape = parse_shape(args.input_shape) if args.input_shape else None
-    quiet_tensorflow()
+    quiet_start()
     import keras
     from tabulate import tabulate
 

@@ -1,6 +1,7 @@
-"""The device a run measures on: what it is, how to wait for it, and its measured peak FLOP/s and bandwidth."""
+"""The device a run measures on: what it is, and its measured peak FLOP/s and bandwidth."""
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
@@ -8,11 +9,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import psutil
-import tensorflow as tf
+
+from .engines import current as engine
 
 TERRAFORM_PREFIXES = ("TF_CLI_", "TF_VAR_", "TF_LOG", "TF_PLUGIN_", "TF_DATA_DIR", "TF_IN_AUTOMATION",
                       "TF_INPUT", "TF_WORKSPACE")  # other tools' variables that share the TF_ prefix
-COMPUTE_DTYPES = {"float32": tf.float32, "mixed_float16": tf.float16, "mixed_bfloat16": tf.bfloat16}
+COMPUTE_DTYPES = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
 
 
 @dataclass(frozen=True)
@@ -33,15 +35,12 @@ class Gpu:
 
 @lru_cache(maxsize=None)
 def gpu() -> Gpu | None:
-    devices = tf.config.list_physical_devices("GPU")
-    if not devices:
-        return None
-    details = tf.config.experimental.get_device_details(devices[0])
-    return Gpu(details.get("device_name", "GPU"), tuple(details.get("compute_capability", (0, 0))))
+    found = engine().gpus()
+    return Gpu(found[0]["name"], tuple(found[0]["compute_capability"])) if found else None
 
 
 def gpu_count() -> int:
-    return len(tf.config.list_physical_devices("GPU"))
+    return len(engine().gpus())
 
 
 def device_name() -> str:
@@ -75,23 +74,6 @@ def precision_record(speedup: dict[str, float]) -> dict:
     return record
 
 
-REMOTE_DEVICES = []  # name prefixes of a cluster's other workers' devices (bench.scale sets them)
-
-
-def sync() -> None:
-    """Returns once every device of this host has finished its queued work; a timed region ends here."""
-    if not REMOTE_DEVICES:
-        tf.test.experimental.sync_devices()
-        return
-    # what sync_devices does, for this worker's devices only: it fails on a cluster's remote ones
-    for found in tf.config.list_logical_devices():
-        if not found.name.startswith(tuple(REMOTE_DEVICES)):
-            with tf.device(found.name):
-                tf.raw_ops.SyncDevice()
-    from tensorflow.python.eager import context
-    context.async_wait()
-
-
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -104,13 +86,11 @@ def cpu_model() -> str:
 
 
 def _best_seconds(fn, *args, repeats: int) -> float:
-    fn(*args)
-    sync()
+    engine().wait(fn(*args))
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        fn(*args)
-        sync()
+        engine().wait(fn(*args))
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -121,25 +101,24 @@ def ceiling_probes(precision: str, on_gpu: bool):
     Matmuls of two sizes and a 3x3 convolution as in a ResNet's second stage: a single matmul read half of what
     the zoo's convolutions reached on a Zen 4 (107 GFLOP/s at 1024, 211 at 2048, 218-233 for the convolution).
     """
-    dtype = COMPUTE_DTYPES[precision]
-    uniform = lambda *shape: tf.cast(tf.random.uniform(shape), dtype)  # noqa: E731
+    ops, dtype = engine(), COMPUTE_DTYPES[precision]
     probes = []
     for n in (4096, 8192) if on_gpu else (1024, 2048):
-        a = uniform(n, n)
-        probes.append((f"matmul {n}x{n}", 2 * n ** 3, tf.matmul, (a, a)))
+        a = ops.uniform((n, n), dtype)
+        probes.append((f"matmul {n}x{n}", 2 * n ** 3, ops.matmul, (a, a)))
     batch = 64 if on_gpu else 4
-    x, w = uniform(batch, 56, 56, 256), uniform(3, 3, 256, 256)
-    probes.append((f"conv3x3 {batch}x56x56x256", 2 * batch * 56 * 56 * 256 * 256 * 9,
-                   lambda x, w: tf.nn.conv2d(x, w, 1, "SAME"), (x, w)))
+    x, w = ops.uniform((batch, 56, 56, 256), dtype), ops.uniform((3, 3, 256, 256), dtype)
+    probes.append((f"conv3x3 {batch}x56x56x256", 2 * batch * 56 * 56 * 256 * 256 * 9, ops.conv3x3, (x, w)))
     return probes
 
 
 def measure_peak_flops(precision: str) -> tuple[float, str]:
-    """The best FLOP/s of every ceiling probe, with XLA off and on, and the probe that reached it."""
+    """The best FLOP/s of every ceiling probe, with XLA off and on (where the engine has both), and the probe that
+    reached it."""
     best, source = 0.0, ""
     for name, flops, fn, args in ceiling_probes(precision, gpu() is not None):
-        for xla in (False, True):
-            rate = flops / _best_seconds(tf.function(fn, jit_compile=xla), *args, repeats=5)
+        for xla in engine().XLA_SETTINGS:
+            rate = flops / _best_seconds(engine().probe(fn, xla), *args, repeats=5)
             if rate > best:
                 best, source = rate, f"{name}, XLA {'on' if xla else 'off'}"
     return best, source
@@ -147,9 +126,9 @@ def measure_peak_flops(precision: str) -> tuple[float, str]:
 
 def measure_bandwidth() -> float:
     """Bytes/s of an elementwise op over a large buffer: each element read once and written once."""
-    x = tf.random.uniform((64 if gpu() else 16, 2 ** 20, 4))  # 1 GiB on a GPU, 256 MiB on a CPU
-    add_one = tf.function(lambda t: t + 1.0)
-    return 2 * x.shape.num_elements() * 4 / _best_seconds(add_one, x, repeats=5)
+    shape = (64 if gpu() else 16, 2 ** 20, 4)  # 1 GiB on a GPU, 256 MiB on a CPU
+    x = engine().uniform(shape, "float32")
+    return 2 * math.prod(shape) * 4 / _best_seconds(engine().probe(engine().add_one, False), x, repeats=5)
 
 
 class Peaks:
@@ -190,7 +169,7 @@ class Peaks:
         """
         if self._canary is None:
             _, flops, fn, args = ceiling_probes("float32", gpu() is not None)[0]
-            self._canary = (flops, tf.function(fn), args)
+            self._canary = (flops, engine().probe(fn, False), args)
         flops, fn, args = self._canary
         return flops / _best_seconds(fn, *args, repeats=3)
 
@@ -210,22 +189,15 @@ def machine_info(peaks: Peaks) -> dict:
     import keras
 
     info = {
-        "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
-        "keras_backend": keras.backend.backend(), "device": device_name(),
+        "keras_backend": engine().NAME, **engine().versions(),
+        "keras_version": keras.__version__, "device": device_name(),
         "cpu_model": cpu_model(), "cpu_cores_logical": psutil.cpu_count(), "cpu_cores_physical":
         psutil.cpu_count(logical=False), "cpu_cores_usable": len(os.sched_getaffinity(0)),
         "memory_bytes": psutil.virtual_memory().total,
         "tf_environment": {k: v for k, v in sorted(os.environ.items())
-                           if k.startswith(("TF_", "XLA_")) and not k.startswith(TERRAFORM_PREFIXES)},
-        "gpus": [],
+                           if k.startswith(("TF_", "XLA_", "JAX_", "KERAS_")) and not k.startswith(TERRAFORM_PREFIXES)},
+        "gpus": [{**found, "driver_version": _nvidia_driver()} for found in engine().gpus()],
     }
-    build = tf.sysconfig.get_build_info()
-    for device in tf.config.list_physical_devices("GPU"):
-        details = tf.config.experimental.get_device_details(device)
-        info["gpus"].append({"name": details.get("device_name"),
-                             "compute_capability": list(details.get("compute_capability", ())),
-                             "cuda_version": build.get("cuda_version"), "cudnn_version": build.get("cudnn_version"),
-                             "driver_version": _nvidia_driver()})
     info.update(peaks.record())
     return info
 

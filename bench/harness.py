@@ -5,20 +5,19 @@ import time
 from dataclasses import dataclass, field, replace
 
 import pytest
-import tensorflow as tf
 
 import models
 from models.info import depth
 
-from . import device, memory, model_facts, plan
+from . import device, model_facts, plan
+from .engines import current as engine
 from .matrix import Case, Matrix
 from .scale import Scale
-from .steps import ModelCache, inference_step, synthetic_batch, training_step
+from .steps import ModelCache
 from .stats import latency_summary_ms, median_error
 from .timing import Budget, PhaseClock, pilot, plan_rounds, timed_call
 
 SCHEMA_VERSION = 2  # 2: p90/p99 null below their sample counts; median_error
-OOM_ERRORS = (tf.errors.ResourceExhaustedError,)
 
 
 def flops_per_step(case: Case, cost, global_batch: int | None = None) -> float:
@@ -88,6 +87,9 @@ class Harness:
         failed_at = self.out_of_memory.get(_oom_key(case))
         if failed_at is not None and case.batch_size > failed_at:
             self.skip(case, f"out of memory at batch {failed_at}")
+        unsupported = engine().unsupported(case)
+        if unsupported:
+            self.skip(case, unsupported)
 
     def budget_for(self, case: Case) -> Budget:
         """A pass's share of the case's time; the latency scenario (`--latency-samples N`) times N single-sample
@@ -101,8 +103,8 @@ class Harness:
         """(step, whether it is new): a built model's step for a mode and XLA setting serves every batch size."""
         if case.mode == "infer":
             return self.cache.step((case.mode, case.xla),
-                                   lambda: inference_step(model, xla=case.xla, strategy=strategy))
-        return self.cache.step((case.mode, case.xla), lambda: training_step(
+                                   lambda: engine().inference_step(model, xla=case.xla, strategy=strategy))
+        return self.cache.step((case.mode, case.xla), lambda: engine().training_step(
             model, xla=case.xla, precision=case.precision, strategy=strategy))
 
     def run(self, case: Case, benchmark) -> None:
@@ -116,7 +118,9 @@ class Harness:
             benchmark.group = case.model
             try:
                 self._measure(case, benchmark)
-            except OOM_ERRORS:
+            except Exception as err:  # noqa: BLE001  (each engine has its own out-of-memory error)
+                if not engine().out_of_memory(err):
+                    raise
                 self.out_of_memory[_oom_key(case)] = case.batch_size
                 self.cache.clear()
                 self.skip(case, f"out of memory at batch {case.batch_size}")
@@ -133,10 +137,10 @@ class Harness:
         strategy = self.scale.strategy(case)
         with clock("build"):
             model, cost = self.cache.get(case.model, case.precision, self.matrix.input_size, strategy)
-        x, y = synthetic_batch(model, case.batch_size, strategy)
+        x, y = engine().synthetic_batch(model, case.batch_size, strategy)
         step, new_step = self.make_step(case, model, strategy)
-        device.sync()
-        memory.reset_peak()
+        engine().wait((x, y))
+        engine().reset_peak_memory()
         with clock("first_call"):
             compile_s = timed_call(step, x, y)  # tracing (+ XLA compile) and the first run
         budget = self.budget_for(case).after_first_call(compile_s)
@@ -145,7 +149,7 @@ class Harness:
             rounds = self.scale.agree(rounds)
         with clock("timed"):
             benchmark.pedantic(timed_call, args=(step, x, y), rounds=rounds, iterations=1, warmup_rounds=0)
-        peak_memory = memory.peak_bytes()
+        peak_memory, peak_memory_note = engine().peak_memory()
         if benchmark.stats is None:  # --benchmark-disable: the step ran once, nothing to record
             return
         with clock("probes"):
@@ -169,7 +173,8 @@ class Harness:
             "flops_per_step": step_flops, "latency_ms": latency,
             "throughput": scale["global_batch"] / median_s, "compile_s": compile_s, "first_call_traced": new_step,
             "achieved_tflops": achieved / 1e12, "mfu": achieved / ceiling, "ceiling_devices": self.scale.devices(case, strategy),
-            "peak_memory_bytes": peak_memory, "rounds": len(samples), "stop_reason": stop_reason,
+            "peak_memory_bytes": peak_memory, "peak_memory_note": peak_memory_note, "backend": engine().NAME,
+            "rounds": len(samples), "stop_reason": stop_reason,
             "cv": latency["stdev"] / latency["mean"] if latency["mean"] else 0.0,
             "median_error": error, "target_error": self.budget.target_error,
             "reached_target": error is not None and error <= self.budget.target_error,
@@ -225,7 +230,7 @@ def make_planner(matrix: Matrix, ceilings: dict, timings: plan.Timings, tracer, 
                  reserve: float = 0.0) -> plan.Planner:
     """A planner for the matrix's visits on a device of these ceilings (FLOP/s by precision) and timings."""
     facts = model_facts.lookup(matrix.models, matrix.input_size)
-    visits = matrix.visits()
+    visits = [visit for visit in matrix.visits() if not engine().unsupported(visit)]  # the others are skipped
     estimates = {}
     for visit in visits:
         seconds = matrix.case_seconds

@@ -136,8 +136,10 @@ def parse_choice(text: str, option: str, choices) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def resolve(options: dict, gpu) -> Matrix:
-    """The matrix for these options (None where not given) on this device (`gpu` is falsy on a CPU).
+def resolve(options: dict, gpu, xla_settings=(False, True)) -> Matrix:
+    """The matrix for these options (None where not given) on this device (`gpu` is falsy on a CPU), for an engine
+    with these XLA settings. On an engine that always compiles (JAX) every batch size of a mode is measured with
+    XLA; its XLA-off cases are in the matrix only when `--xla` names them, and are skipped with the reason.
 
     Raises ValueError with a one-line message for bad input.
     """
@@ -161,6 +163,9 @@ def resolve(options: dict, gpu) -> Matrix:
     if options.get("batch_sizes"):
         sizes = parse_counts(options["batch_sizes"], "--batch-sizes")
         matrix = replace(matrix, grid={mode: {xla: sizes for xla in settings} for mode, settings in matrix.grid.items()})
+    if False not in xla_settings and not options.get("xla"):
+        matrix = replace(matrix, grid={mode: {True: tuple(sorted({b for sizes in settings.values() for b in sizes}))}
+                                       for mode, settings in matrix.grid.items()})
     if options.get("precision"):
         matrix = replace(matrix, precisions=parse_choice(options["precision"], "--precision", PRECISIONS),
                          explicit_precisions=True)

@@ -53,8 +53,8 @@ def lookup(names, input_size: str, path: str = PATH) -> dict[str, ModelFacts]:
 
 
 def main() -> int:
-    from .cli import quiet_tensorflow
-    quiet_tensorflow()
+    from .cli import quiet_start
+    quiet_start()
     import models
 
     table = {name: {size: measure(name, size) for size in INPUT_SIZES} for name in models.names()}

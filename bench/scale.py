@@ -89,13 +89,16 @@ class Scale:
     made first: logical CPU devices for the replicas, the cluster joined."""
 
     def __init__(self, replicas=(1,), cluster: Cluster | None = None, gpus: int = 0,
-                 timeout: float = WORKER_TIMEOUT_S):
-        import tensorflow as tf
-
+                 timeout: float = WORKER_TIMEOUT_S, backend: str = "tensorflow"):
         self.cluster, self.gpus, self.timeout = cluster, gpus, timeout
+        if backend != "tensorflow" and (cluster or max(replicas) > 1):
+            raise ValueError(f"{'TF_CONFIG' if cluster else '--replicas'}: scaling out runs on TensorFlow's "
+                             f"tf.distribute, not on {backend}")
         for count in replicas:
             replica_devices(count, gpus)  # too many for this host: ValueError before anything runs
         if not gpus and max(replicas) > 1:
+            import tensorflow as tf
+
             cpu = tf.config.list_physical_devices("CPU")[0]
             tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * max(replicas))
         self._mirrored = {}
@@ -103,11 +106,11 @@ class Scale:
 
     def strategy(self, case):
         """The case's strategy, or None for one replica on one worker (no tf.distribute at all)."""
-        import tensorflow as tf
-
         if case.workers > 1:
             return self.cluster_strategy
         if case.replicas > 1:
+            import tensorflow as tf
+
             if case.replicas not in self._mirrored:
                 self._mirrored[case.replicas] = tf.distribute.MirroredStrategy(
                     replica_devices(case.replicas, self.gpus))
@@ -181,9 +184,9 @@ def _join(cluster: Cluster, timeout: float):
     line when the cluster has not formed within `timeout` (nothing is written before this point)."""
     import tensorflow as tf
 
-    from . import device
+    from .engines import tensorflow_engine
 
-    device.REMOTE_DEVICES[:] = cluster.remote_tasks()
+    tensorflow_engine.REMOTE_DEVICES[:] = cluster.remote_tasks()
 
     def give_up():
         sys.stderr.write(f"cnnbench: worker {cluster.index}: the cluster of {cluster.workers} workers "

@@ -7,7 +7,8 @@ bare call of the same compiled step (pedantic's untimed `setup`), so drift reach
 import statistics
 
 import models
-from bench.steps import dtype_policy, inference_step, synthetic_batch
+from bench.engines import current as engine
+from bench.steps import dtype_policy
 from bench.timing import timed_call
 
 ROUNDS = 60
@@ -16,8 +17,8 @@ ROUNDS = 60
 def test_harness_overhead(benchmark):
     with dtype_policy("float32"):
         model = models.build("resnet20")
-    step = inference_step(model, xla=False)
-    args = synthetic_batch(model, 8)
+    step = engine().inference_step(model, xla=engine().XLA_SETTINGS[0])  # XLA off where the engine has it
+    args = engine().synthetic_batch(model, 8)
     for _ in range(5):
         timed_call(step, *args)
     bare = []

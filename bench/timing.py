@@ -7,7 +7,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-from .device import sync
+from .engines import current as engine
 from .plan import timed_seconds
 from .stats import MEDIAN_SE_FACTOR, t95
 
@@ -31,8 +31,7 @@ class Budget:
 def timed_call(fn, *args) -> float:
     """Seconds from the call until the device has finished the work it queued."""
     start = time.perf_counter()
-    fn(*args)
-    sync()
+    engine().wait(fn(*args))
     return time.perf_counter() - start
 
 

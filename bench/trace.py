@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
 import warnings
 
-import tensorflow as tf
-
-from .device import sync
+from .engines import current as engine
 
 TRACE_STEPS = 3
 TRACE_SECONDS = 0.5  # slow steps get fewer traced steps (one at least): on a CPU a VGG-19 step takes seconds
@@ -47,10 +44,8 @@ class Tracer:
         try:
             shutil.rmtree(staged, ignore_errors=True)
             os.makedirs(staged)
-            self._record(staged, case.mode, step, args, steps)
-            for path in xplane_files(staged):
-                keep_programs_that_ran(path)
-            top_ops = read_top_ops(staged, steps)
+            engine().record_trace(staged, case.mode, step, args, steps)
+            top_ops = engine().read_top_ops(staged, steps, TOP_OPS)
             os.makedirs(os.path.dirname(final), exist_ok=True)
             if self.worker:
                 self._place_worker_trace(staged, final)
@@ -80,66 +75,14 @@ class Tracer:
         except OSError:  # absent, or another run's traces are being staged
             pass
 
-    @staticmethod
-    def _record(logdir: str, mode: str, step, args, steps: int) -> None:
-        tf.profiler.experimental.start(logdir)
-        try:
-            for i in range(steps):
-                with tf.profiler.experimental.Trace(mode, step_num=i, _r=1):
-                    step(*args)
-                    sync()
-        finally:
-            tf.profiler.experimental.stop()
-
 
 def xplane_files(logdir: str) -> list[str]:
     return sorted(glob.glob(os.path.join(logdir, "plugins", "profile", "*", "*.xplane.pb")))
 
 
-def keep_programs_that_ran(path: str) -> None:
-    """Drop the HLO of XLA programs that did not run in this trace from the profiler's metadata plane.
-
-    The profiler writes the HLO of every XLA program still loaded in the process into every trace, and TensorFlow
-    keeps them all loaded: late in a run of the zoo each trace carried 25 stale programs (19 MB), took 4 s to read
-    and the run's traces took 1.7 GB.
-    """
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
-
-    space = xplane_pb2.XSpace()
-    with open(path, "rb") as f:
-        space.ParseFromString(f.read())
-    metadata = [plane for plane in space.planes if plane.name == "/host:metadata"]
-    if not metadata:
-        return
-    ran = set()
-    for plane in space.planes:
-        program_stats = {key for key, stat in plane.stat_metadata.items() if stat.name == "program_id"}
-        stats = [stat for line in plane.lines for event in line.events for stat in event.stats]
-        stats += [stat for event in plane.event_metadata.values() for stat in event.stats]
-        ran.update(stat.int64_value or stat.uint64_value for stat in stats if stat.metadata_id in program_stats)
-    programs = metadata[0].event_metadata
-    for program_id in [key for key in programs if key not in ran]:
-        del programs[program_id]
-    with open(path, "wb") as f:
-        f.write(space.SerializeToString())
-
-
-def read_top_ops(logdir: str, steps: int, limit: int = TOP_OPS) -> list[dict]:
-    """The operations with the most self time per step, from the profiler's own framework_op_stats tool."""
-    from xprof.convert.raw_to_tool_data import xspace_to_tool_data
-
-    paths = xplane_files(logdir)
-    if not paths:
-        raise FileNotFoundError(f"the profiler wrote no .xplane.pb under {logdir}")
-    data = xspace_to_tool_data(paths, "framework_op_stats", {})
-    table = json.loads(data[0] if isinstance(data, tuple) else data)
-    table = table[0] if isinstance(table, list) else table
-    columns = [col["id"] for col in table["cols"]]
-    rows = [dict(zip(columns, (cell.get("v") for cell in row["c"]))) for row in table["rows"]]
-    rows = [r for r in rows if r["type"] != "IDLE" and r["total_self_time"] > 0]
-    on_device = [r for r in rows if r["host_or_device"] == "Device"]
-    rows = on_device or rows  # on a GPU the device's ops are the step time; on a CPU the host's are
-    total = sum(r["total_self_time"] for r in rows) or 1.0
-    rows.sort(key=lambda r: r["total_self_time"], reverse=True)
-    return [{"name": r["operation"], "type": r["type"], "self_time_us": r["total_self_time"] / steps,
-             "share": r["total_self_time"] / total, "where": r["host_or_device"]} for r in rows[:limit]]
+def top_ops(rows, steps: int, limit: int = TOP_OPS) -> list[dict]:
+    """The `limit` operations with the most self time, per step, from (name, type, total self time in us, where)."""
+    total = sum(row[2] for row in rows) or 1.0
+    rows = sorted(rows, key=lambda row: row[2], reverse=True)[:limit]
+    return [{"name": name, "type": kind, "self_time_us": self_us / steps, "share": self_us / total, "where": where}
+            for name, kind, self_us, where in rows]

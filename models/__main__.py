@@ -32,8 +32,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models", description="List the registered models.")
     parser.add_argument("pattern", nargs="?", help="shell-style wildcard, e.g. 'resnet*'")
     args = parser.parse_args(argv)
-    from bench.cli import quiet_tensorflow
-    quiet_tensorflow()
+    from bench.cli import quiet_start
+    quiet_start()
     from . import names
     if not names(args.pattern):
         print(f"python -m models: no model matches {args.pattern!r}", file=sys.stderr)

@@ -1,13 +1,18 @@
+import gzip
 import json
+import socket
 import subprocess
 import sys
+import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from bench.cli import quiet_tensorflow
+from bench.cli import quiet_start
 
-quiet_tensorflow()  # as in bench/: the same environment, allocator statistics on the CPU
+quiet_start()  # as in bench/: the same environment, allocator statistics on the CPU
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE_MODELS = "lenet5,conv5x5"
@@ -27,3 +32,47 @@ def smoke_run(tmp_path_factory):
                      "--trace-dir", str(out / "traces"), "-k", "test_case")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads((out / "run.json").read_text()), out / "traces"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str):
+    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = response.read()
+        if response.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        return body
+
+
+def tensorboard_serves(traces, case: str) -> None:
+    """TensorBoard, on 127.0.0.1 over `traces`, lists the case's trace and serves its overview page."""
+    port = _free_port()
+    board = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(traces), "--host",
+                              "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}/data/plugin/profile"
+    try:
+        deadline, runs = time.monotonic() + 120, []
+        while time.monotonic() < deadline and len(runs) < 2:
+            try:
+                runs = json.loads(_get(f"{base}/runs"))
+            except OSError:
+                pass
+            time.sleep(1)
+        case_runs = [r for r in runs if case in r]
+        assert case_runs, runs
+        tools = json.loads(_get(f"{base}/run_tools?run={urllib.parse.quote(case_runs[0])}"))
+        assert "trace_viewer" in tools or "trace_viewer@" in tools, tools
+        hosts = json.loads(_get(f"{base}/hosts?run={urllib.parse.quote(case_runs[0])}&tag=overview_page"))
+        host = hosts[0]["hostname"] if hosts and isinstance(hosts[0], dict) else (hosts[0] if hosts else "")
+        query = urllib.parse.urlencode({"run": case_runs[0], "tag": "overview_page", "host": host})
+        assert len(_get(f"{base}/data?{query}")) > 100
+    finally:
+        board.terminate()
+        board.wait(timeout=30)
+    assert board.returncode is not None

@@ -3,6 +3,7 @@ import os
 import threading
 import time
 from dataclasses import replace
+from types import SimpleNamespace
 
 import keras
 import pytest
@@ -11,10 +12,11 @@ import tensorflow as tf
 import models
 from bench import timing
 from bench.device import Gpu
+from bench.engines.tensorflow_engine import synthetic_batch, training_step
 from bench.harness import Harness
 from bench.matrix import Case, Matrix, resolve
 from bench.plan import CaseEstimate, Planner
-from bench.steps import ModelCache, synthetic_batch, training_step
+from bench.steps import ModelCache
 from bench.stats import latency_summary_ms, median_error
 from bench.timing import Budget, plan_rounds
 from conftest import run_bench
@@ -235,7 +237,7 @@ def test_timed_region_ends_when_the_device_has_finished(monkeypatch):
         worker.start()
         pending.append(worker)
 
-    monkeypatch.setattr(timing, "sync", lambda: [w.join() for w in pending])
+    monkeypatch.setattr(timing, "engine", lambda: SimpleNamespace(wait=lambda _result: [w.join() for w in pending]))
     assert timing.timed_call(launch) >= 0.05
 
 

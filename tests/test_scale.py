@@ -98,7 +98,8 @@ import numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras, models
-from bench.steps import ModelCache, synthetic_batch, training_step
+from bench.engines.tensorflow_engine import synthetic_batch, training_step
+from bench.steps import ModelCache
 keras.utils.set_random_seed(1)
 plain, _ = ModelCache().get("lenet5", "float32", "default")
 weights = plain.get_weights()

@@ -1,20 +1,12 @@
 """Profiler traces: the layout TensorBoard reads, top operations, a real viewer, and faults that stay warnings."""
-import gzip
-import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.parse
-import urllib.request
-
 import pytest
 
 import models
-from bench import trace
+from bench.engines import tensorflow_engine
+from bench.engines.tensorflow_engine import inference_step, synthetic_batch
 from bench.matrix import Case
-from bench.steps import inference_step, synthetic_batch
 from bench.trace import Tracer, xplane_files
+from conftest import tensorboard_serves
 
 
 def test_each_step_has_a_trace_at_its_first_batch_size_with_its_top_operations(smoke_run):
@@ -54,48 +46,9 @@ def test_slow_steps_get_fewer_traced_steps_but_one_at_least():
     assert [tracer.steps_for(s) for s in (0.001, 0.2, 0.4, 5.0)] == [3, 2, 1, 1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str):
-    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = response.read()
-        if response.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        return body
-
-
 def test_tensorboard_lists_the_runs_and_serves_a_tool(smoke_run):
-    run, traces = smoke_run
-    port = _free_port()
-    board = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(traces), "--host",
-                              "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/data/plugin/profile"
-    try:
-        deadline, runs = time.monotonic() + 120, []
-        while time.monotonic() < deadline and len(runs) < 2:
-            try:
-                runs = json.loads(_get(f"{base}/runs"))
-            except OSError:
-                pass
-            time.sleep(1)
-        case_runs = [r for r in runs if "lenet5-infer-bs1-noxla-float32" in r]
-        assert case_runs, runs
-        tools = json.loads(_get(f"{base}/run_tools?run={urllib.parse.quote(case_runs[0])}"))
-        assert "trace_viewer" in tools or "trace_viewer@" in tools, tools
-        hosts = json.loads(_get(f"{base}/hosts?run={urllib.parse.quote(case_runs[0])}&tag=overview_page"))
-        host = hosts[0]["hostname"] if hosts and isinstance(hosts[0], dict) else (hosts[0] if hosts else "")
-        query = urllib.parse.urlencode({"run": case_runs[0], "tag": "overview_page", "host": host})
-        assert len(_get(f"{base}/data?{query}")) > 100
-    finally:
-        board.terminate()
-        board.wait(timeout=30)
-    assert board.returncode is not None
+    _, traces = smoke_run
+    tensorboard_serves(traces, "lenet5-infer-bs1-noxla-float32")
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +73,7 @@ def test_an_interrupted_trace_leaves_nothing_under_the_logdir(tmp_path, small_st
     def interrupted(*_):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(trace, "read_top_ops", interrupted)
+    monkeypatch.setattr(tensorflow_engine, "read_top_ops", interrupted)
     root = tmp_path / "traces"
     with pytest.raises(KeyboardInterrupt):
         Tracer(str(root), "run").capture(CASE, *small_step)
