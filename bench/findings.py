@@ -1,7 +1,8 @@
 """The report's opening: what the runs found, computed from their cases, each figure with its noise band.
 
 A pair is one case against the same case with one setting changed (XLA, precision), in the same run, so both carry
-that run's noise between runs; a gain is real where the verdict of `bench.verdicts` says so (99%).
+that run's noise between runs, or the same case on another backend, in another run; a gain is real where the verdict
+of `bench.verdicts` says so (99%).
 """
 from __future__ import annotations
 
@@ -45,6 +46,54 @@ def pairs(runs, vary: str, base_value, new_value) -> list[Pair]:
                 change, band, word = verdict(base, case, run.noise, run.noise)
                 found.append(Pair(base, case, 1 + change, band, word))
     return found
+
+
+BASE_BACKEND = "tensorflow"
+
+
+def backend_pairs(runs, backend: str) -> list[tuple[str, Pair]]:
+    """(TensorFlow's XLA setting, pair) for every case of a `backend` run against the same case (device, model, mode,
+    precision, batch) of a TensorFlow run: with XLA as the other backend ran it, and with XLA off, as TensorFlow runs
+    by default. Each run brings its own noise between runs; no machine correction, as the speed probes are
+    themselves the engines' and differ by engine."""
+    def key(case):
+        return case["device"], case["model"], case["mode"], case["precision"], case["batch_size"]
+
+    base, noise = {}, {}
+    for run in runs:
+        noise[run.name] = run.noise
+        if run.cases and run.cases[0].get("backend") == BASE_BACKEND:
+            base.update({(*key(c), c["xla"]): c for c in run.cases if c.get("throughput")})
+    found = []
+    for run in runs:
+        for case in run.cases:
+            if case.get("backend") != backend or not case.get("throughput"):
+                continue
+            for xla in dict.fromkeys((case["xla"], False)):
+                twin = base.get((*key(case), xla))
+                if twin:
+                    change, band, word = verdict(twin, case, noise[twin["run"]], run.noise)
+                    found.append(("on" if xla else "off", Pair(twin, case, 1 + change, band, word)))
+    return found
+
+
+def other_backends(runs) -> list[str]:
+    return sorted({c.get("backend") for r in runs for c in r.cases} - {BASE_BACKEND, None})
+
+
+def backend_lines(runs) -> list[str]:
+    lines = []
+    for backend in other_backends(runs):
+        found = backend_pairs(runs, backend)
+        parts = []
+        for setting in ("off", "on"):
+            for mode in MODES:
+                chosen = [pair for xla, pair in found if xla == setting and pair.new["mode"] == mode]
+                if chosen:
+                    parts.append(f"{MODES[mode]}, against TensorFlow with XLA {setting}: {effect(chosen)}")
+        if parts:
+            lines.append(f"**What {backend} buys over TensorFlow** (throughput ratio): " + "; ".join(parts) + ".")
+    return lines
 
 
 def effect(pairs_of_a_mode: list[Pair]) -> str:
@@ -152,7 +201,7 @@ def scaling_lines(runs) -> list[str]:
 def findings(runs) -> tuple[list[str], tuple]:
     """(lines, the family table) for the report's opening."""
     cases = [c for r in runs for c in r.cases]
-    lines = effect_lines(runs) + cost_example_lines(runs) + scaling_lines(runs)
+    lines = effect_lines(runs) + backend_lines(runs) + cost_example_lines(runs) + scaling_lines(runs)
     mfu = efficiency_line(cases)
     if mfu:
         lines.append(mfu)

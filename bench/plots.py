@@ -37,7 +37,9 @@ def _save(fig, out_dir, name, write) -> str:
 
 
 def _setting(case) -> str:
-    return f"{MODES[case['mode']]}, {case['precision']}" + (", XLA" if case["xla"] else "")
+    backend = case.get("backend") or "tensorflow"
+    return (f"{MODES[case['mode']]}, {case['precision']}" + (", XLA" if case["xla"] else "")
+            + ("" if backend == "tensorflow" else f", {backend}"))
 
 
 PLAIN = FuncFormatter(lambda value, _: f"{value:,.4g}")  # 60, not 6x10^1

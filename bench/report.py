@@ -18,8 +18,8 @@ from collections import Counter, defaultdict
 from tabulate import tabulate
 
 from .cli import ArgumentParser, UsageError, run
-from .findings import COST_EXAMPLES, findings
-from .runs import DEFAULT_STORAGE, FIELDS, load_run, natural_key, newest_run, resolve_ref
+from .findings import COST_EXAMPLES, backend_pairs, findings, other_backends
+from .runs import DEFAULT_STORAGE, FIELDS, companion_runs, load_run, natural_key, newest_run, resolve_ref
 from .stats import PERCENTILE_MIN_SAMPLES
 from .verdicts import band_text, machine_shift, verdict
 
@@ -74,6 +74,13 @@ def _completeness(run) -> str:
     return f"incomplete: {cut['finished']} of {cut['planned']} cases ({cut['reason']})"
 
 
+def _backend(machine) -> str:
+    """'tensorflow 2.21.0', 'jax 0.10.2': a run saved before the backend was recorded ran on TensorFlow."""
+    name = machine.get("keras_backend") or "tensorflow"
+    version = machine.get(f"{name}_version")
+    return f"{name} {version}" if version else name
+
+
 def _ratio(new, base) -> str:
     return f"{new / base:.2f}x" if new and base else MISSING
 
@@ -85,9 +92,11 @@ class Report:
         self.runs = runs
         self.cases = [c for r in runs for c in r.cases]
         self.multi_device = len({c["device"] for c in self.cases}) > 1
+        self.multi_backend = len({c.get("backend") for c in self.cases}) > 1
 
     def _label(self, case) -> str:
-        return f"{case['model']} ({case['device']})" if self.multi_device else case["model"]
+        where = ([case["device"]] if self.multi_device else []) + ([case["backend"]] if self.multi_backend else [])
+        return f"{case['model']} ({', '.join(where)})" if where else case["model"]
 
     def _ordered_labels(self, cases):
         return sorted({self._label(c) for c in cases}, key=natural_key)
@@ -105,7 +114,7 @@ class Report:
             commit = r.commit.get("id") or MISSING
             probes = m.get("peak_probe") or {}
             rows.append((r.name, (r.datetime or MISSING)[:19], commit[:10] if len(commit) == 40 else commit,
-                         m.get("device", MISSING), m.get("tensorflow_version", MISSING), m.get("keras_version", MISSING),
+                         m.get("device", MISSING), _backend(m), m.get("keras_version", MISSING),
                          m.get("cpu_cores_logical", MISSING), _num(m.get("memory_bytes") and m["memory_bytes"] / GIB, ".1f"),
                          "; ".join(f"{p} {v / 1e12:.3g}" + (f" ({probes[p]})" if p in probes else "")
                                    for p, v in peaks.items()) or MISSING,
@@ -114,7 +123,7 @@ class Report:
         return ("Machine and run: the device, versions, the ceiling (best TFLOP/s of the peak probes per precision, "
                 "and the probe that reached it), bandwidth (GB/s, read + write) and what the harness adds to a step "
                 "(interleaved with bare calls)",
-                ("run", "date (UTC)", "commit", "device", "TF", "Keras", "cores", "memory (GiB)",
+                ("run", "date (UTC)", "commit", "device", "backend", "Keras", "cores", "memory (GiB)",
                  "ceiling (TFLOP/s)", "bandwidth (GB/s)", "harness overhead", "cases", "skipped", "complete"), rows)
 
     def precision_of_medians(self):
@@ -251,7 +260,8 @@ class Report:
         rows = [(label, mode, precision, "on" if xla else "off",
                  self._why_smaller(c, setting_largest[(c["device"], mode, precision, xla)]),
                  _num(c["achieved_tflops"], ".3f"), _mfu(c["mfu"]), _num(c["compile_s"], ".2f"),
-                 _num(c["peak_memory_bytes"] and c["peak_memory_bytes"] / MIB, ",.1f"))
+                 _num(c["peak_memory_bytes"] and c["peak_memory_bytes"] / MIB, ",.1f")
+                 + (f" ({c['peak_memory_note']})" if c.get("peak_memory_note") else ""))
                 for (label, mode, precision, xla), c in sorted(largest.items(), key=lambda kv: natural_key(kv[0]))]
         return ("Efficiency at each setting's largest batch (the batch column says when a model's is smaller, and "
                 "why): achieved TFLOP/s, MFU (% of the measured ceiling), first-call time (trace + compile, s) and "
@@ -260,7 +270,7 @@ class Report:
                  "peak memory (MiB)"), rows)
 
     def cost_example(self):
-        index = {(c["model"], c["device"], c["mode"], c["precision"], c["xla"], c["batch_size"]): c
+        index = {(c["model"], c["device"], c["backend"], c["mode"], c["precision"], c["xla"], c["batch_size"]): c
                  for c in self.cases}
         rows = []
         for big, small in COST_EXAMPLES:
@@ -268,8 +278,9 @@ class Report:
                 if key[0] != big or (small, *key[1:]) not in index:
                     continue
                 other = index[(small, *key[1:])]
-                _, device, mode, precision, xla, batch = key
-                rows.append((f"{big} / {small}", device, mode, precision, "on" if xla else "off", batch,
+                _, device, backend, mode, precision, xla, batch = key
+                rows.append((f"{big} / {small}", f"{device}, {backend}" if self.multi_backend else device, mode,
+                             precision, "on" if xla else "off", batch,
                              _ratio(case["macs_per_sample"], other["macs_per_sample"]),
                              _ratio(case["latency_p50_ms"], other["latency_p50_ms"])))
         return ("The cost example of the source documents: how many times the MACs and the measured median "
@@ -279,16 +290,33 @@ class Report:
     def top_ops(self, per_model: int = 5):
         chosen = {}
         for c in self.cases:
-            if c["top_ops"] and (c["model"] not in chosen or
-                                 (c["mode"], c["batch_size"]) > (chosen[c["model"]]["mode"],
-                                                                 chosen[c["model"]]["batch_size"])):
-                chosen[c["model"]] = c
+            label = self._label(c)
+            if c["top_ops"] and (label not in chosen or
+                                 (c["mode"], c["batch_size"]) > (chosen[label]["mode"], chosen[label]["batch_size"])):
+                chosen[label] = c
         rows = [(model, c["case"], op["name"], op["type"], f"{op['self_time_us']:,.0f}", f"{op['share'] * 100:.1f}")
                 for model, c in sorted(chosen.items(), key=lambda kv: natural_key(kv[0]))
                 for op in c["top_ops"][:per_model]]
         return (f"Where the time goes: the {per_model} operations with the most self time per step, from each "
                 "model's trace (the largest traced batch)",
                 ("model", "case", "operation", "type", "self time (us/step)", "share (%)"), rows)
+
+    def backends(self):
+        tables = []
+        for backend in other_backends(self.runs):
+            rows = [(pair.new["model"], pair.new["mode"], pair.new["precision"], pair.new["batch_size"], xla,
+                     f"{_num(pair.base['throughput'], ',.1f')} {_pm(pair.base['median_error'])}",
+                     f"{_num(pair.new['throughput'], ',.1f')} {_pm(pair.new['median_error'])}",
+                     f"{pair.ratio:.2f}x", band_text(pair.band), pair.word)
+                    for xla, pair in sorted(backend_pairs(self.runs, backend), key=lambda found: (
+                        natural_key(found[1].new["model"]), found[1].new["mode"], found[1].new["precision"],
+                        found[1].new["batch_size"], found[0]))]
+            tables.append((f"What {backend} buys over TensorFlow: throughput (samples/s, ± the 95% interval of the "
+                           f"median) of the same case on both, against TensorFlow with XLA as {backend} ran it and with "
+                           "XLA off (its default); a verdict needs the ratio outside the noise band (%, 99%) of the two "
+                           "runs", ("model", "mode", "precision", "batch", "TensorFlow XLA", "TensorFlow", backend,
+                                    f"{backend} / TensorFlow", "noise band (%)", "verdict"), rows))
+        return tables
 
     def scaling(self):
         """Each scaled case under its one-replica baseline of the same run."""
@@ -327,7 +355,7 @@ class Report:
                 ("run", "case", "reason"), rows)
 
     def tables(self):
-        tables = [self.machine(), self.precisions(), self.time_spent(), self.precision_of_medians(), self.cost(), *self.speed(), self.xla(), *self.precision(), self.efficiency(),
+        tables = [self.machine(), self.precisions(), self.time_spent(), self.precision_of_medians(), self.cost(), *self.speed(), self.xla(), *self.precision(), *self.backends(), self.efficiency(),
                   self.scaling(), self.cost_example(), self.top_ops(), self.skipped()]
         return [t for t in tables if t[2]]
 
@@ -483,7 +511,8 @@ def parse_args(argv):
     parser = ArgumentParser(prog="python -m bench.report", description=(
         "Tables (markdown, CSV, HTML) and plots from runs saved by `pytest bench/ --benchmark-autosave`."))
     parser.add_argument("runs", nargs="*", metavar="RUN",
-                        help="saved runs to merge: paths or run numbers such as 0003 (default: the newest)")
+                        help="saved runs to merge: paths or run numbers such as 0003 (default: the newest, and "
+                        "the newest run of each other backend on its device and commit)")
     parser.add_argument("--out", default="results", help="output folder (default: results)")
     parser.add_argument("--format", default="md,csv", help="comma list of md, csv, html (default: md,csv)")
     parser.add_argument("--storage", default=DEFAULT_STORAGE, help="pytest-benchmark's storage (default: .benchmarks)")
@@ -519,8 +548,11 @@ def main(argv=None) -> int:
                       + ", ".join(f"{c} ({p:.1f}%)" for c, p in over), file=sys.stderr)
                 return 1
         return 0
-    paths = [resolve_ref(r, args.storage) for r in args.runs] or [newest_run(args.storage)]
-    runs = [load_run(p) for p in paths]
+    if args.runs:
+        runs = [load_run(resolve_ref(r, args.storage)) for r in args.runs]
+    else:  # the newest run, beside the newest of each other backend on its device and commit
+        runs = [load_run(newest_run(args.storage))]
+        runs += [load_run(path) for path in companion_runs(runs[0], args.storage)]
     written = write_report(runs, args.out, formats, with_plots=not args.no_plots)
     print(summary(runs, [c for r in runs for c in r.cases], written))
     return 0

@@ -15,12 +15,13 @@ from .stats import latency_summary_ms, robust_sigma, t95
 
 DEFAULT_STORAGE = ".benchmarks"
 # Every metric of a case record, in report order; a run saved by an older suite may lack some (shown as "-").
-FIELDS = ("run", "device", "case", "model", "family", "mode", "batch_size", "precision", "xla", "input_shape", "params",
-          "trainable_params", "depth", "macs_per_sample", "flops_per_sample", "activation_bytes_per_sample",
-          "flops_per_step", "throughput", "median_error", "target_error", "reached_target", "latency_p50_ms",
-          "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_min_ms", "latency_max_ms", "latency_stdev_ms",
-          "rounds", "stop_reason", "cv", "compile_s", "achieved_tflops", "mfu", "peak_memory_bytes",
-          "machine_speed_flops", "trace_dir", "replicas", "workers", "global_batch", "all_reduce", "scaling")
+FIELDS = ("run", "backend", "device", "case", "model", "family", "mode", "batch_size", "precision", "xla",
+          "input_shape", "params", "trainable_params", "depth", "macs_per_sample", "flops_per_sample",
+          "activation_bytes_per_sample", "flops_per_step", "throughput", "median_error", "target_error",
+          "reached_target", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_min_ms",
+          "latency_max_ms", "latency_stdev_ms", "rounds", "stop_reason", "cv", "compile_s", "achieved_tflops", "mfu",
+          "peak_memory_bytes", "peak_memory_note", "machine_speed_flops", "trace_dir", "replicas", "workers",
+          "global_batch", "all_reduce", "scaling")
 OVERHEAD_GROUP = "harness overhead"  # bench/test_overhead.py
 
 
@@ -86,9 +87,31 @@ def newest_run(storage: str = DEFAULT_STORAGE) -> str:
     return runs[-1]
 
 
-def _flatten(bench: dict, run_name: str, device: str) -> dict:
+def companion_runs(run: "Run", storage: str = DEFAULT_STORAGE) -> list[str]:
+    """The newest saved run of each other backend on the same device and commit as `run`: a run measures one backend
+    (Keras binds one per process), and the report puts them side by side."""
+    backend = run.machine.get("keras_backend") or "tensorflow"
+    taken, found = {backend}, []
+    for path in reversed(find_runs(storage)):
+        try:
+            with open(path) as f:
+                data = json.load(f)
+            machine = (data.get("machine_info") or {}).get("cnnbench") or {}
+            other = machine.get("keras_backend") or "tensorflow"
+            same = (machine.get("device") == run.machine.get("device")
+                    and (data.get("commit_info") or {}).get("id") == run.commit.get("id"))
+        except (OSError, ValueError, AttributeError):
+            continue
+        if other not in taken and same:
+            taken.add(other)
+            found.append(path)
+    return found
+
+
+def _flatten(bench: dict, run_name: str, device: str, backend: str) -> dict:
     info = bench.get("extra_info", {})
     record = {key: info.get(key) for key in FIELDS}
+    record["backend"] = info.get("backend") or backend
     latency = info.get("latency_ms") or {}
     for stat in ("p50", "p90", "p99", "mean", "min", "max", "stdev"):
         record[f"latency_{stat}_ms"] = latency.get(stat)
@@ -99,11 +122,11 @@ def _flatten(bench: dict, run_name: str, device: str) -> dict:
     return record
 
 
-def _case_record(passes: list[dict], run_name: str, device: str) -> dict:
+def _case_record(passes: list[dict], run_name: str, device: str, backend: str) -> dict:
     """One record per case. A case timed in several passes gets the geometric mean of its passes' medians (each pass
     weighs the same, however many rounds its share of time bought), and percentiles of the pooled rounds."""
     passes = sorted(passes, key=lambda b: b["extra_info"].get("pass", 1))
-    record = _flatten(passes[0], run_name, device)
+    record = _flatten(passes[0], run_name, device, backend)
     infos = [b["extra_info"] for b in passes]
     record["pass_p50_ms"] = [(info.get("latency_ms") or {}).get("p50") for info in infos]
     record["machine_speeds_flops"] = [info["machine_speed_flops"] for info in infos if info.get("machine_speed_flops")]
@@ -194,7 +217,8 @@ def load_run(path: str) -> Run:
     by_case = {}
     for bench in cases:
         by_case.setdefault(bench["extra_info"].get("case") or bench.get("name"), []).append(bench)
-    records = [_case_record(passes, name, machine.get("device", "-")) for passes in by_case.values()]
+    backend = machine.get("keras_backend") or "tensorflow"  # runs saved before the backend was recorded ran on it
+    records = [_case_record(passes, name, machine.get("device", "-"), backend) for passes in by_case.values()]
     noise = run_noise(records)
     for record in records:
         if record["median_error"] is None and noise.dof:  # a case of several passes: known from their spread

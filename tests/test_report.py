@@ -8,6 +8,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 from types import SimpleNamespace
@@ -329,3 +330,56 @@ def test_report_never_imports_tensorflow(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=Path(__file__).parent.parent)
     assert done.returncode == 0, done.stderr
+
+
+def _as_jax_run(data, speedup):
+    """The fixture as if run on JAX, every case `speedup` times faster: JAX has only XLA-on cases."""
+    jax_run = copy.deepcopy(data)
+    machine = jax_run["machine_info"]["cnnbench"]
+    machine.pop("tensorflow_version")
+    machine.update(keras_backend="jax", jax_version="0.10.2")
+    jax_run["cnnbench"]["run_name"] = "jax-run"
+    jax_run["benchmarks"] = [b for b in jax_run["benchmarks"] if b["extra_info"].get("xla", True)]
+    for bench in jax_run["benchmarks"]:
+        info = bench["extra_info"]
+        if "case" in info:
+            info["backend"] = "jax"
+            info["latency_ms"]["p50"] /= speedup
+            info["round_ms"] = [t / speedup for t in info["round_ms"]]
+    return jax_run
+
+
+def test_runs_of_two_backends_report_side_by_side_with_what_jax_buys(tmp_path):
+    data = json.loads(FIXTURE.read_text())
+    (tmp_path / "tf.json").write_text(json.dumps(data))
+    (tmp_path / "jax.json").write_text(json.dumps(_as_jax_run(data, 2.0)))
+    assert report_main([str(tmp_path / "tf.json"), str(tmp_path / "jax.json"), "--out", str(tmp_path),
+                        "--no-plots"]) == 0
+    md = re.sub(" +", " ", (tmp_path / "report.md").read_text())
+    table = md[md.index("*What jax buys over TensorFlow:"):]
+    table = table[:table.index("\n\n*")]
+    lenet = {c["case"]: c for c in _fixture_cases()}
+    on, off = lenet["lenet5-infer-bs8-xla-float32"], lenet["lenet5-infer-bs8-noxla-float32"]
+    for setting, base in (("on", on), ("off", off)):
+        ratio = 2.0 * on["throughput"] / base["throughput"]
+        row = next(line for line in table.splitlines() if line.startswith(f"| lenet5 | infer | float32 | 8 | {setting} |"))
+        assert f"| {base['throughput']:,.1f} ±" in row and f"| {2 * on['throughput']:,.1f} ±" in row
+        assert f"| {ratio:.2f}x |" in row and row.rstrip(" |").endswith("faster")
+    assert "| jax 0.10.2 |" in md and f"| tensorflow {data['machine_info']['cnnbench']['tensorflow_version']} |" in md
+    assert "| lenet5 (jax) |" in md and "| lenet5 (tensorflow) |" in md  # one row per backend in the speed tables
+    assert "**What jax buys over TensorFlow** (throughput ratio): inference, against TensorFlow with XLA off: median" in md
+
+
+def test_the_default_report_puts_the_newest_run_beside_the_newest_of_each_other_backend(tmp_path):
+    storage = tmp_path / "storage" / "Linux-CPython-3.11-64bit"
+    storage.mkdir(parents=True)
+    data = json.loads(FIXTURE.read_text())
+    elsewhere = _as_jax_run(data, 3.0)
+    elsewhere["commit_info"]["id"] = "another commit"
+    elsewhere["cnnbench"]["run_name"] = "jax-of-another-commit"
+    for name, run in (("0001_a", elsewhere), ("0002_b", _as_jax_run(data, 2.0)), ("0003_c", data)):
+        (storage / f"{name}_20261201_000000.json").write_text(json.dumps(run))
+        time.sleep(0.01)  # newest by modification time
+    assert report_main(["--storage", str(tmp_path / "storage"), "--out", str(tmp_path), "--no-plots"]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "*What jax buys over TensorFlow:" in md and "jax-run" in md and "jax-of-another-commit" not in md
