@@ -23,6 +23,7 @@ DPI = 110
 WIDTH = 13  # inches: 1,430 px
 COLORS = plt.get_cmap("tab10").colors
 STYLES = ("-", "--", ":", "-.")
+SETTING_MARKERS = ("o", "^", "s", "D")  # with STYLES, 16 settings apart (float32/bf16 x XLA x modes x backends)
 MARKERS = {"infer": "o", "train": "s"}
 VERDICT_COLORS = {"faster": "#2a7d2a", "slower": "#b23b3b", "within noise": "#8c8c8c"}
 
@@ -65,6 +66,10 @@ def _batch_axis(ax, batches) -> None:
     ax.xaxis.set_minor_locator(NullLocator())
 
 
+def _setting_style(index: int) -> tuple[str, str]:
+    return STYLES[index % len(STYLES)], SETTING_MARKERS[index // len(STYLES) % len(SETTING_MARKERS)]
+
+
 def throughput_by_family(cases, out_dir, write):
     """Small multiples: a panel per family, a line per model and setting, only where a setting has two or more
     batch sizes (a single point says nothing about scaling)."""
@@ -89,8 +94,9 @@ def throughput_by_family(cases, out_dir, write):
             if (d, f) != (device, family):
                 continue
             batches.update(b for b, _ in points)
-            ax.plot(*zip(*points), STYLES[settings.index(setting) % len(STYLES)],
-                    color=COLORS[models.index(model) % len(COLORS)], marker="o", markersize=3)
+            linestyle, marker = _setting_style(settings.index(setting))
+            ax.plot(*zip(*points), linestyle, color=COLORS[models.index(model) % len(COLORS)], marker=marker,
+                    markersize=4)
         _batch_axis(ax, batches)
         _plain_log_y(ax)
         ax.set(xlabel="batch size", ylabel="samples/s", title=f"{family} ({device})" if multi_device else family)
@@ -99,9 +105,10 @@ def throughput_by_family(cases, out_dir, write):
                   loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
-    fig.legend([Line2D([], [], color="black", linestyle=STYLES[i % len(STYLES)]) for i in range(len(settings))],
+    fig.legend([Line2D([], [], color="black", linestyle=_setting_style(i)[0], marker=_setting_style(i)[1],
+                       markersize=4) for i in range(len(settings))],
                settings, loc="outside lower center", ncols=min(4, len(settings)), frameon=False,
-               title="line style: setting")
+               title="line style and marker: setting")
     fig.suptitle("Throughput against batch size, by family")
     return _save(fig, out_dir, "throughput.png", write)
 
