@@ -22,6 +22,18 @@ def dtype_policy(name: str):
         keras.config.set_dtype_policy(previous)
 
 
+def training_recipe(model: keras.Model, precision: str):
+    """(optimizer, loss) of every engine's training step: SGD with momentum, loss scaling under float16, and the loss
+    the model's output calls for (integer labels for a classifier, a regression target for a feature map)."""
+    optimizer = keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
+    if precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(model.trainable_variables)
+    loss_fn = (keras.losses.SparseCategoricalCrossentropy() if len(model.output_shape) == 2
+               else keras.losses.MeanSquaredError())
+    return optimizer, loss_fn
+
+
 class ModelCache:
     """Holds one built model: the cases of a (model, precision, input) share it; the next one frees it."""
 

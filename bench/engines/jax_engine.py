@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 import keras
 
+from ..steps import training_recipe
+
 NAME = "jax"
 XLA_SETTINGS = (True,)
 NO_XLA_OFF = "JAX has no XLA-off setting: every step is jit-compiled by XLA (the XLA-on case is measured)"
@@ -100,13 +102,7 @@ class TrainingStep:
 
 
 def training_step(model: keras.Model, *, xla: bool, precision: str, strategy=None):
-    optimizer = keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
-    if precision == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    optimizer.build(model.trainable_variables)
-    loss_fn = (keras.losses.SparseCategoricalCrossentropy() if len(model.output_shape) == 2
-               else keras.losses.MeanSquaredError())
-    return TrainingStep(model, optimizer, loss_fn)
+    return TrainingStep(model, *training_recipe(model, precision))
 
 
 def wait(result=None) -> None:

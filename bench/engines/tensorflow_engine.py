@@ -9,6 +9,8 @@ import json
 import keras
 import tensorflow as tf
 
+from ..steps import training_recipe
+
 NAME = "tensorflow"
 XLA_SETTINGS = (False, True)
 REMOTE_DEVICES = []  # name prefixes of a cluster's other workers' devices (bench.scale sets them)
@@ -82,16 +84,11 @@ def inference_step(model: keras.Model, *, xla: bool, strategy=None):
 
 
 def training_step(model: keras.Model, *, xla: bool, precision: str, strategy=None):
-    """Forward with training=True, loss, gradients, SGD-with-momentum update; loss scaling under float16. Under a
+    """Forward with training=True, loss, gradients and the update of bench.steps.training_recipe. Under a
     strategy a Keras loss is already divided by the replicas, and the optimizer all-reduces the sum of their
     gradients: the gradient of the global batch's mean loss (tests/test_scale.py checks it)."""
-    with _scope(strategy):
-        optimizer = keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
-        if precision == "mixed_float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        optimizer.build(model.trainable_variables)
-    loss_fn = (keras.losses.SparseCategoricalCrossentropy() if len(model.output_shape) == 2
-               else keras.losses.MeanSquaredError())
+    with _scope(strategy):  # the optimizer's slots mirrored like the weights
+        optimizer, loss_fn = training_recipe(model, precision)
 
     def step(x, y):
         with tf.GradientTape() as tape:
