@@ -81,7 +81,8 @@ def _elements(shape) -> int:
 
 
 def _activation_name(fn) -> str:
-    return keras.activations.serialize(fn) if fn is not None else "linear"
+    # Keras's activations are functions of their name; keras.activations.serialize imported TensorFlow on JAX
+    return getattr(fn, "__name__", "unknown") if fn is not None else "linear"
 
 
 def _activation_flops(fn, out_elements: int) -> int:
