@@ -59,11 +59,9 @@ def backend_pairs(runs, backend: str) -> list[tuple[str, Pair]]:
     def key(case):
         return case["device"], case["model"], case["mode"], case["precision"], case["batch_size"]
 
-    base, noise = {}, {}
-    for run in runs:
-        noise[run.name] = run.noise
-        if run.cases and run.cases[0].get("backend") == BASE_BACKEND:
-            base.update({(*key(c), c["xla"]): c for c in run.cases if c.get("throughput")})
+    noise = {run.name: run.noise for run in runs}
+    base = {(*key(c), c["xla"]): c for run in runs for c in run.cases
+            if c.get("backend") == BASE_BACKEND and c.get("throughput")}
     found = []
     for run in runs:
         for case in run.cases:

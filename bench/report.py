@@ -19,7 +19,8 @@ from tabulate import tabulate
 
 from .cli import ArgumentParser, UsageError, run
 from .findings import COST_EXAMPLES, backend_pairs, findings, other_backends
-from .runs import DEFAULT_STORAGE, FIELDS, companion_runs, load_run, natural_key, newest_run, resolve_ref
+from .runs import (DEFAULT_STORAGE, FIELDS, backend_of, companion_runs, load_run, natural_key, newest_run,
+                   resolve_ref)
 from .stats import PERCENTILE_MIN_SAMPLES
 from .verdicts import band_text, machine_shift, verdict
 
@@ -75,8 +76,8 @@ def _completeness(run) -> str:
 
 
 def _backend(machine) -> str:
-    """'tensorflow 2.21.0', 'jax 0.10.2': a run saved before the backend was recorded ran on TensorFlow."""
-    name = machine.get("keras_backend") or "tensorflow"
+    """'tensorflow 2.21.0', 'jax 0.10.2'."""
+    name = backend_of(machine)
     version = machine.get(f"{name}_version")
     return f"{name} {version}" if version else name
 
@@ -304,7 +305,8 @@ class Report:
     def backends(self):
         tables = []
         for backend in other_backends(self.runs):
-            rows = [(pair.new["model"], pair.new["mode"], pair.new["precision"], pair.new["batch_size"], xla,
+            rows = [(f"{pair.new['model']} ({pair.new['device']})" if self.multi_device else pair.new["model"],
+                     pair.new["mode"], pair.new["precision"], pair.new["batch_size"], xla,
                      f"{_num(pair.base['throughput'], ',.1f')} {_pm(pair.base['median_error'])}",
                      f"{_num(pair.new['throughput'], ',.1f')} {_pm(pair.new['median_error'])}",
                      f"{pair.ratio:.2f}x", band_text(pair.band), pair.word)
@@ -355,8 +357,9 @@ class Report:
                 ("run", "case", "reason"), rows)
 
     def tables(self):
-        tables = [self.machine(), self.precisions(), self.time_spent(), self.precision_of_medians(), self.cost(), *self.speed(), self.xla(), *self.precision(), *self.backends(), self.efficiency(),
-                  self.scaling(), self.cost_example(), self.top_ops(), self.skipped()]
+        tables = [self.machine(), self.precisions(), self.time_spent(), self.precision_of_medians(), self.cost(),
+                  *self.speed(), self.xla(), *self.precision(), *self.backends(), self.efficiency(), self.scaling(),
+                  self.cost_example(), self.top_ops(), self.skipped()]
         return [t for t in tables if t[2]]
 
 

@@ -87,17 +87,21 @@ def newest_run(storage: str = DEFAULT_STORAGE) -> str:
     return runs[-1]
 
 
+def backend_of(machine: dict) -> str:
+    """The Keras backend of a run from its machine record: a run saved before it was recorded ran on TensorFlow."""
+    return machine.get("keras_backend") or "tensorflow"
+
+
 def companion_runs(run: "Run", storage: str = DEFAULT_STORAGE) -> list[str]:
     """The newest saved run of each other backend on the same device and commit as `run`: a run measures one backend
     (Keras binds one per process), and the report puts them side by side."""
-    backend = run.machine.get("keras_backend") or "tensorflow"
-    taken, found = {backend}, []
+    taken, found = {backend_of(run.machine)}, []
     for path in reversed(find_runs(storage)):
         try:
             with open(path) as f:
                 data = json.load(f)
             machine = (data.get("machine_info") or {}).get("cnnbench") or {}
-            other = machine.get("keras_backend") or "tensorflow"
+            other = backend_of(machine)
             same = (machine.get("device") == run.machine.get("device")
                     and (data.get("commit_info") or {}).get("id") == run.commit.get("id"))
         except (OSError, ValueError, AttributeError):
@@ -217,8 +221,8 @@ def load_run(path: str) -> Run:
     by_case = {}
     for bench in cases:
         by_case.setdefault(bench["extra_info"].get("case") or bench.get("name"), []).append(bench)
-    backend = machine.get("keras_backend") or "tensorflow"  # runs saved before the backend was recorded ran on it
-    records = [_case_record(passes, name, machine.get("device", "-"), backend) for passes in by_case.values()]
+    records = [_case_record(passes, name, machine.get("device", "-"), backend_of(machine))
+               for passes in by_case.values()]
     noise = run_noise(records)
     for record in records:
         if record["median_error"] is None and noise.dof:  # a case of several passes: known from their spread
