@@ -1,10 +1,12 @@
 """The JAX engine, in subprocesses (Keras binds one backend per process, and this one runs TensorFlow): a small
-matrix with traces, the training step, the same cost counts as on TensorFlow."""
+matrix with traces, the training step, the same cost counts as on TensorFlow; and its GPU decisions, in this process,
+with a described device."""
 import importlib.util
 import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -107,3 +109,27 @@ def test_what_a_backend_cannot_do_is_one_line_before_anything_runs(args, message
     output = (done.stdout + done.stderr).strip()
     assert done.returncode != 0 and "\n" not in output, output
     assert output.startswith("ERROR: ") and message in output
+
+
+def test_on_a_described_gpu_jax_finds_its_capability_and_a_peak_only_where_a_case_set_one(monkeypatch):
+    import jax
+
+    from bench.device import Gpu
+    from bench.engines import jax_engine
+
+    h100 = SimpleNamespace(platform="gpu", device_kind="NVIDIA H100 80GB HBM3", compute_capability="9.0")
+    monkeypatch.setattr(jax, "devices", lambda: [h100])
+    found = jax_engine.gpus()
+    assert found == [{"name": "NVIDIA H100 80GB HBM3", "compute_capability": [9, 0]}]
+    assert Gpu(found[0]["name"], tuple(found[0]["compute_capability"])).fast_precisions == (
+        "float32", "mixed_float16", "mixed_bfloat16")
+
+    peaks = iter([100, 300, 300, 300])  # the process's peak: JAX cannot reset it
+    stats = SimpleNamespace(platform="gpu", memory_stats=lambda: {"peak_bytes_in_use": next(peaks)})
+    monkeypatch.setattr(jax, "local_devices", lambda: [stats])
+    jax_engine.reset_peak_memory()
+    assert jax_engine.peak_memory() == (300, None)  # this case set the peak
+    jax_engine.reset_peak_memory()
+    assert jax_engine.peak_memory() == (None, "below an earlier case's peak (JAX's peak cannot be reset)")
+    monkeypatch.setattr(jax, "local_devices", lambda: [SimpleNamespace(platform="cpu", memory_stats=lambda: None)])
+    assert jax_engine.peak_memory() == (None, "JAX's CPU device has no memory_stats")

@@ -117,7 +117,7 @@ def clear() -> None:
 
 
 # --- peak memory: the device's memory_stats, which the CPU device does not have --------------------------------
-_peak_before = [None]
+_peak_at_reset = None  # the process's peak when the case began
 
 
 def _stats() -> dict | None:
@@ -125,8 +125,9 @@ def _stats() -> dict | None:
 
 
 def reset_peak_memory() -> None:
+    global _peak_at_reset
     stats = _stats()
-    _peak_before[0] = stats.get("peak_bytes_in_use") if stats else None
+    _peak_at_reset = stats.get("peak_bytes_in_use") if stats else None
 
 
 def peak_memory() -> tuple[int | None, str | None]:
@@ -136,7 +137,7 @@ def peak_memory() -> tuple[int | None, str | None]:
     if not stats or "peak_bytes_in_use" not in stats:
         return None, f"JAX's {jax.local_devices()[0].platform.upper()} device has no memory_stats"
     peak = stats["peak_bytes_in_use"]
-    if _peak_before[0] is not None and peak <= _peak_before[0]:
+    if _peak_at_reset is not None and peak <= _peak_at_reset:
         return None, "below an earlier case's peak (JAX's peak cannot be reset)"
     return int(peak), None
 
