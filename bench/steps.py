@@ -22,6 +22,11 @@ def dtype_policy(name: str):
         keras.config.set_dtype_policy(previous)
 
 
+def is_classifier(model: keras.Model) -> bool:
+    """A classifier (batch, classes) trains on integer labels; a feature-map model on a target of its output's shape."""
+    return len(model.output_shape) == 2
+
+
 def training_recipe(model: keras.Model, precision: str):
     """(optimizer, loss) of every engine's training step: SGD with momentum, loss scaling under float16, and the loss
     the model's output calls for (integer labels for a classifier, a regression target for a feature map)."""
@@ -29,7 +34,7 @@ def training_recipe(model: keras.Model, precision: str):
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     optimizer.build(model.trainable_variables)
-    loss_fn = (keras.losses.SparseCategoricalCrossentropy() if len(model.output_shape) == 2
+    loss_fn = (keras.losses.SparseCategoricalCrossentropy() if is_classifier(model)
                else keras.losses.MeanSquaredError())
     return optimizer, loss_fn
 

@@ -9,7 +9,8 @@ Each engine module (`tensorflow_engine`, `jax_engine`) defines:
 - `out_of_memory(err)`: whether an exception is the device running out of memory
 - `reset_peak_memory()`, `peak_memory()` -> (bytes or None, a note saying why None)
 - `record_trace(logdir, mode, step, args, steps)` in TensorBoard's layout, `read_top_ops(logdir, steps, limit)`
-- `XLA_SETTINGS`: the XLA settings it has (off first); `probe(fn, xla)`: a compiled probe; `matmul`, `conv3x3`, `add_one`, `uniform`
+- `XLA_SETTINGS`: the XLA settings it has (off first); `probe(fn, xla)`: a compiled probe; `matmul`, `conv3x3`,
+  `add_one`, `uniform`: its ceiling probes' operations
 - `clear()`: free the models and steps built so far
 
 Keras binds one backend per process, so the engine is the backend Keras was started with.
@@ -17,16 +18,10 @@ Keras binds one backend per process, so the engine is the backend Keras was star
 from __future__ import annotations
 
 import importlib
-import os
 from functools import lru_cache
 
 MODULES = {"tensorflow": "tensorflow_engine", "jax": "jax_engine"}
 BACKEND_VARIABLE = "KERAS_BACKEND"
-
-
-def backend_name() -> str:
-    """The backend this process runs (or will run, before Keras is imported)."""
-    return os.environ.get(BACKEND_VARIABLE, "tensorflow")
 
 
 def check_backend(name: str) -> str:

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import keras
 
-from ..steps import training_recipe
+from ..steps import is_classifier, training_recipe
 
 NAME = "jax"
 XLA_SETTINGS = (True,)
@@ -48,9 +48,9 @@ def synthetic_batch(model: keras.Model, batch_size: int, strategy=None):
     x_key, y_key = jax.random.split(jax.random.key(0))
     x = jax.random.uniform(x_key, (batch_size, *model.input_shape[1:]))
     out_shape = model.output_shape
-    if len(out_shape) == 2:  # a classifier: integer labels
+    if is_classifier(model):
         y = jax.random.randint(y_key, (batch_size,), 0, out_shape[-1])
-    else:  # a feature-map model: a regression target of its output's shape
+    else:
         y = jax.random.uniform(y_key, (batch_size, *out_shape[1:]))
     return jax.block_until_ready((x, y))
 
@@ -192,12 +192,11 @@ def read_top_ops(logdir: str, steps: int, limit: int) -> list[dict]:
     totals = {}
     for path in paths:
         planes = list(ProfileData.from_file(path).planes)
-        device = [(p, line) for p in planes if p.name.startswith("/device:") for line in p.lines
-                  if line.name == "XLA Ops"]
-        lines = device or [(p, line) for p in planes if p.name.startswith("/host:") for line in p.lines
+        device = [line for p in planes if p.name.startswith("/device:") for line in p.lines if line.name == "XLA Ops"]
+        lines = device or [line for p in planes if p.name.startswith("/host:") for line in p.lines
                            if line.name != "python"]
         where = "Device" if device else "Host"
-        for _, line in lines:
+        for line in lines:
             for name, self_ns in _self_times(line.events):
                 if not WRAPPERS.match(name):
                     totals[name] = totals.get(name, 0.0) + self_ns / 1e3
@@ -207,7 +206,7 @@ def read_top_ops(logdir: str, steps: int, limit: int) -> list[dict]:
 
 def _self_times(events):
     """(name, self time in ns) of each event of a line: its duration less that of the events nested in it."""
-    stack, result = [], []  # stack: [end, index into result]
+    stack, result = [], []  # stack: (end, index into result) of the enclosing events
     for event in sorted(events, key=lambda e: (e.start_ns, -e.duration_ns)):
         start, end = event.start_ns, event.start_ns + event.duration_ns
         while stack and stack[-1][0] <= start:
