@@ -1,4 +1,4 @@
-"""The matrix: one benchmark per case, grouped by model (options in bench/conftest.py)."""
+"""The matrix: one benchmark per case, grouped by model (options in bench/plugin/options.py)."""
 
 
 def test_case(case, harness, benchmark):

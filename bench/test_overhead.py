@@ -8,8 +8,8 @@ import statistics
 
 import models
 from bench.engines import current as engine
-from bench.steps import dtype_policy
-from bench.timing import timed_call
+from bench.engines.shared import dtype_policy
+from bench.measure.timing import timed_call
 
 ROUNDS = 60
 

@@ -171,21 +171,22 @@ def build_inception(layout: Layout, *, conv_unit, dropout: float = 0.0, aux_taps
 _GOOGLENET_UNIT = _unit(bn_epsilon=1e-3)
 _SLIM_UNIT = _unit(bn_scale=False, bn_epsilon=1e-3)  # keras/TF-slim Inception: BN without a learned scale
 
-_MODELS = {  # name: (layout, builder keywords, default input, classes, reference, small input)
+_MODELS = {  # name: (layout, builder keywords, default input, classes, (paper, source), small input)
     "googlenet": (GOOGLENET, dict(conv_unit=_GOOGLENET_UNIT, dropout=0.4, aux_taps=("inception_4a", "inception_4d")),
-                  (224, 224, 3), 1000, "Szegedy et al. 2014, Table 1; seed 003", (32, 32, 3)),
+                  (224, 224, 3), 1000, ("Szegedy et al. 2014, Table 1", "003"), (32, 32, 3)),
     "inception_v3": (INCEPTION_V3, dict(conv_unit=_SLIM_UNIT), (299, 299, 3), 1000,
-                     "Szegedy et al. 2015 (keras.applications layout)", (75, 75, 3)),
+                     ("Szegedy et al. 2015, Fig. 5-7", None), (75, 75, 3)),
     "inception_v4": (INCEPTION_V4, dict(conv_unit=_SLIM_UNIT, dropout=0.2), (299, 299, 3), 1000,
-                     "Szegedy et al. 2016; seed 003", (75, 75, 3)),
-    "conv5x5": (CONV5X5, dict(conv_unit=_plain_unit), (28, 28, 192), None, "seed 004 cost example", None),
+                     ("Szegedy et al. 2016, Fig. 9", "003"), (75, 75, 3)),
+    "conv5x5": (CONV5X5, dict(conv_unit=_plain_unit), (28, 28, 192), None,
+                ("1x1 cost example: a 5x5 conv", "004"), None),
     "conv5x5_bottleneck": (CONV5X5_BOTTLENECK, dict(conv_unit=_plain_unit), (28, 28, 192), None,
-                           "seed 004 cost example", None),
+                           ("1x1 cost example: 1x1, then 5x5", "004"), None),
     "inception3a_naive": (INCEPTION3A_NAIVE, dict(conv_unit=_GOOGLENET_UNIT), (28, 28, 192), None,
-                          "Szegedy et al. 2014, Figure 2a; seed 003", None),
+                          ("Szegedy et al. 2014, Fig. 2a", "003"), None),
     "inception3a": (INCEPTION3A, dict(conv_unit=_GOOGLENET_UNIT), (28, 28, 192), None,
-                    "Szegedy et al. 2014, Figure 2b; seed 003", None),
+                    ("Szegedy et al. 2014, Fig. 2b", "003"), None),
 }
-for _name, (_layout, _kw, _shape, _classes, _ref, _small) in _MODELS.items():
+for _name, (_layout, _kw, _shape, _classes, (_ref, _source), _small) in _MODELS.items():
     register(_name, partial(build_inception, _layout, **_kw), family="inception" if _classes else "cost-example",
-             input_shape=_shape, num_classes=_classes, reference=_ref, small_input_shape=_small)
+             input_shape=_shape, num_classes=_classes, reference=_ref, source=_source, small_input_shape=_small)

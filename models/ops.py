@@ -1,8 +1,8 @@
 """Architectures as data: convolutions, pools and parallel towers, and the one function that builds them."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 from keras import layers
 
@@ -31,7 +31,7 @@ class Fork:
     towers: tuple[tuple["Op", ...], ...]
 
 
-Op = Union[Conv, Pool, Fork]
+Op = Conv | Pool | Fork
 ConvUnit = Callable[..., object]  # conv_unit(x, op: Conv, *, name) -> x
 Layout = tuple[tuple[str, Op], ...]  # (layer name, op) in order: a whole network body as data
 

@@ -76,17 +76,16 @@ def vgg_layout(config) -> Layout:
     return tuple(layout)
 
 
-def _register_plain(name, spec, *, family, input_shape, num_classes, reference, small_input_shape):
-    register(name, lambda **kw: build_plain(spec, **kw), family=family, input_shape=input_shape,
-             num_classes=num_classes, reference=reference, small_input_shape=small_input_shape)
+def _register_plain(name, spec, **facts):
+    register(name, lambda **kw: build_plain(spec, **kw), **facts)
 
 
 _register_plain("lenet5", LENET5, family="lenet", input_shape=(32, 32, 1), num_classes=10,
-                reference="LeCun et al. 1998; seed 004", small_input_shape=(32, 32, 1))
+                reference="LeCun et al. 1998, Fig. 2", source="004", small_input_shape=(32, 32, 1))
 _register_plain("alexnet", ALEXNET, family="alexnet", input_shape=(227, 227, 3), num_classes=1000,
-                reference="Krizhevsky et al. 2012; seed 004", small_input_shape=(67, 67, 3))
+                reference="Krizhevsky et al. 2012, Fig. 2", source="004", small_input_shape=(67, 67, 3))
 for _name, _config in VGG_CONFIGS.items():
     # Dropout 0.5 after fc1 and fc2 as in the paper; keras.applications leaves it out (no parameters either way).
     _register_plain(_name, PlainSpec(vgg_layout(_config), fc=(4096, 4096), activation="relu", dropout=0.5),
                     family="vgg", input_shape=(224, 224, 3), num_classes=1000,
-                    reference="Simonyan & Zisserman 2014; seed 004", small_input_shape=(32, 32, 3))
+                    reference="Simonyan & Zisserman 2014, Table 1", source="004", small_input_shape=(32, 32, 3))

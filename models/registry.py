@@ -1,15 +1,21 @@
-"""The model registry: every architecture by name, with its defaults and the source it follows."""
+"""The model registry: every architecture by name, with its defaults and the source it follows.
+
+It imports no Keras (the family modules do, as they register), so the report can sort and name models without it.
+"""
 from __future__ import annotations
 
 import difflib
 import fnmatch
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING
 
-import keras
+if TYPE_CHECKING:
+    import keras
 
-Builder = Callable[..., keras.Model]
+Builder = Callable[..., object]  # builder(*, input_shape, num_classes, name) -> keras.Model
+INPUT_SIZES = ("default", "small")  # each model's own input, or its smallest convenient one
 
 
 @dataclass(frozen=True)
@@ -19,7 +25,8 @@ class Entry:
     builder: Builder  # builder(*, input_shape, num_classes, name) -> keras.Model
     input_shape: tuple[int, int, int]
     num_classes: int | None  # None: a feature-map model with no classifier head
-    reference: str
+    reference: str  # the paper, and its table or figure, that the model follows
+    source: str | None  # the source document (../shared/seeds/) it comes from, if any
     small_input_shape: tuple[int, int, int]  # the smallest convenient input, for quick tests and smoke runs
 
 
@@ -27,21 +34,45 @@ _REGISTRY: dict[str, Entry] = {}
 
 
 def register(name: str, builder: Builder, *, family: str, input_shape, num_classes: int | None,
-             reference: str, small_input_shape=None) -> None:
+             reference: str, source: str | None = None, small_input_shape=None) -> None:
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is registered twice")
-    _REGISTRY[name] = Entry(name, family, builder, tuple(input_shape), num_classes, reference,
+    if source is not None and source not in SOURCES:
+        raise ValueError(f"{name}: source {source!r} is not one of {', '.join(SOURCES)}")
+    _REGISTRY[name] = Entry(name, family, builder, tuple(input_shape), num_classes, reference, source,
                             tuple(small_input_shape or input_shape))
 
 
-def _natural_key(name: str):
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+# The source documents (../shared/seeds/, blog posts and course notes in Chinese), by what a reader knows them as.
+SOURCES = {
+    "000": "ResNet summary (keras)",
+    "001": "Residual networks",
+    "002": "ResNet-50 transfer learning",
+    "003": "GoogLeNet in Keras",
+    "004": "deeplearning.ai case studies",
+}
+
+
+def natural_key(text) -> list:
+    """resnet20 before resnet110: numbers in names sort as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(text))]
+
+
+def shape_text(shape) -> str:
+    """(224, 224, 3) as 224x224x3."""
+    return "x".join(str(d) for d in shape)
+
+
+def input_shape(name: str, input_size: str) -> tuple[int, int, int]:
+    """A model's input at one of INPUT_SIZES."""
+    spec = entry(name)
+    return spec.small_input_shape if input_size == "small" else spec.input_shape
 
 
 def names(pattern: str | None = None) -> list[str]:
     """Registered names matching a shell-style pattern (all when None), in natural order."""
     found = [n for n in _REGISTRY if pattern is None or fnmatch.fnmatchcase(n, pattern)]
-    return sorted(found, key=_natural_key)
+    return sorted(found, key=natural_key)
 
 
 def entry(name: str) -> Entry:
@@ -49,7 +80,7 @@ def entry(name: str) -> Entry:
         return _REGISTRY[name]
     except KeyError:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; see `python -m models`"
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see `python -m models`"
         raise ValueError(f"unknown model {name!r}{hint}") from None
 
 

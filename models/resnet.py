@@ -139,6 +139,7 @@ for _name, _spec in RESNET_SPECS.items():
     _cifar = _spec.stem == "cifar"
     register(_name, partial(build_resnet, _spec), family="resnet-cifar" if _cifar else "resnet",
              input_shape=(32, 32, 3) if _cifar else (224, 224, 3), num_classes=10 if _cifar else 1000,
-             reference=("He et al. 2016 (pre-activation)" if _spec.preact else "He et al. 2015")
-             + ("; seed 001" if _cifar else "; seeds 000, 004"),
+             reference=("He et al. 2016, Fig. 4e (v2)" if _spec.preact else
+                        "He et al. 2015, " + ("section 4.2" if _cifar else "Table 1")),
+             source="001" if _cifar else "000",
              small_input_shape=(32, 32, 3))

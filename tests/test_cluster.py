@@ -9,11 +9,12 @@ import time
 import psutil
 import pytest
 
-from bench import cluster
-from bench.report import Report, main as report_main
-from bench.runs import load_run
-from bench.trace import xplane_files
-from conftest import ROOT
+from bench.engines.shared import xplane_files
+from bench.plugin import cluster
+from bench.report.__main__ import main as report_main
+from bench.report.runs import load_run
+from bench.report.select import View
+from bench.report.tables import scaling
 
 ARGS = ("--models", "resnet20", "--mode", "train", "--precision", "float32", "--case-seconds", "0.5")
 TIMEOUT_S = 30
@@ -33,16 +34,19 @@ def _start(tmp_path, *pytest_args):
                              "--log-dir", str(tmp_path / "logs"), "--", *ARGS, "--benchmark-autosave",
                              f"--benchmark-storage=file://{tmp_path / 'store'}", "--trace-dir",
                              str(tmp_path / "traces"), "-p", "no:cacheprovider", *pytest_args],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+                            stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
 
 
 def _saved(tmp_path):
     return list((tmp_path / "store").glob("*/*.json"))
 
 
-def test_bad_cluster_options_are_one_line(capsys):
-    assert cluster.main(["--workers", "1", "--", "--models", "lenet5"]) == 2
-    assert "--workers must be 2 or more" in capsys.readouterr().err
+def test_bad_cluster_options_are_one_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "bench.cluster", "--workers", "1", "--", "--models", "lenet5"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == ("python -m bench.cluster: error: --workers must be 2 or more, got 1 (one worker is a plain "
+                           "pytest bench/ run) (see --help)\n")
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +76,7 @@ def test_two_workers_make_one_saved_run_with_their_scaling(cluster_run, tmp_path
     assert sorted(os.path.basename(p) for p in traces) == sorted(f"{os.uname().nodename}-worker{i}.xplane.pb"
                                                                   for i in range(2))
     assert len({os.path.dirname(p) for p in traces}) == 1
-    _, headers, rows = Report([load_run(str(saved))]).scaling()
+    _, headers, rows = scaling(View([load_run(str(saved))]))
     shown = [dict(zip(headers, row)) for row in rows]
     assert [(r["replicas"], r["workers"], r["global batch"]) for r in shown] == [(1, 1, 8), (2, 2, 16)]
     assert shown[1]["efficiency"].startswith(f"{together['scaling']['efficiency']:.2f} ±")

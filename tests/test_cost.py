@@ -7,11 +7,11 @@ import sys
 import keras
 import pytest
 from keras import layers
+from tfcount import tensorflow_flops, tensorflow_mac_flops
 
 import models
-from bench.cost import model_cost
-from bench.describe import main as describe_main
-from bench.tfcount import tensorflow_flops, tensorflow_mac_flops
+from bench.cost.counts import model_cost
+from bench.cost.describe import main as describe_main
 
 
 @pytest.fixture(autouse=True)

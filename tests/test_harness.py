@@ -8,18 +8,18 @@ from types import SimpleNamespace
 import keras
 import pytest
 import tensorflow as tf
+from conftest import run_bench
 
 import models
-from bench import timing
-from bench.device import Gpu
+from bench.core.stats import latency_summary_ms, median_error
 from bench.engines.tensorflow_engine import synthetic_batch, training_step
-from bench.harness import Harness
-from bench.matrix import Case, Matrix, resolve
-from bench.plan import CaseEstimate, Planner
-from bench.steps import ModelCache
-from bench.stats import latency_summary_ms, median_error
-from bench.timing import Budget, plan_rounds
-from conftest import run_bench
+from bench.measure import timing
+from bench.measure.device import Gpu
+from bench.measure.harness import Harness
+from bench.measure.matrix import Case, Matrix, resolve
+from bench.measure.model_cache import ModelCache
+from bench.measure.plan import CaseEstimate, Planner
+from bench.measure.timing import Budget, plan_rounds
 
 EXTRA_KEYS = {"model", "mode", "batch_size", "precision", "xla", "device", "input_shape", "params",
               "trainable_params", "macs_per_sample", "flops_per_step", "latency_ms", "throughput", "compile_s",
@@ -107,9 +107,9 @@ def test_bad_options_are_rejected(options, message):
     (["--batch-sizes", "-1"], "positive integers"),
     (["--precision", "fp8"], "--precision takes"),
 ])
-def test_bad_options_stop_the_run_with_one_line(args, message):
+def test_bad_options_stop_the_run_with_one_line(args, message, tmp_path):
     # oneDNN on, as on AVX-512 CPUs, adds TensorFlow's start-up line to the ones printed without a GPU driver
-    done = run_bench(*args, "--no-trace", env=dict(os.environ, TF_ENABLE_ONEDNN_OPTS="1"))
+    done = run_bench(*args, "--no-trace", env=dict(os.environ, TF_ENABLE_ONEDNN_OPTS="1"), cwd=tmp_path)
     output = (done.stdout + done.stderr).strip()
     assert done.returncode != 0 and "\n" not in output, output
     assert output.startswith("ERROR: ") and message in output

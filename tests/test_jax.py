@@ -9,9 +9,9 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-
-from bench.trace import xplane_files
 from conftest import ROOT, run_bench, tensorboard_serves
+
+from bench.engines.shared import xplane_files
 
 if importlib.util.find_spec("jax") is None:
     if os.environ.get("CNNBENCH_REQUIRE_JAX") == "1":  # CI installs the jax extra: a missing JAX is a failure there
@@ -22,8 +22,8 @@ CASES = {f"{model}-{mode}-bs2-xla-float32" for model in ("lenet5", "resnet20") f
 
 
 def _on_jax(code: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300,
-                          env={**os.environ, "KERAS_BACKEND": "jax"})
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT / "tests",
+                          timeout=300, env={**os.environ, "KERAS_BACKEND": "jax"})
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -33,7 +33,8 @@ def jax_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("jax")
     done = run_bench("--backend", "jax", "--models", "lenet5,resnet20", "--mode", "infer,train", "--batch-sizes", "2",
                      "--xla", "on,off", "--precision", "float32", "--case-seconds", "0.3", "--min-rounds", "3",
-                     "--benchmark-json", str(out / "run.json"), "--trace-dir", str(out / "traces"), "-k", "test_case")
+                     "--benchmark-json", str(out / "run.json"), "--trace-dir", str(out / "traces"), "-k", "test_case",
+                     cwd=out)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads((out / "run.json").read_text()), out / "traces"
 
@@ -64,7 +65,8 @@ def test_a_jax_run_traces_each_step_where_tensorboard_reads_it(jax_run):
         assert 0 < len(ops) <= 10 and 0 < sum(op["share"] for op in ops) <= 1.0 + 1e-9
         assert [op["self_time_us"] for op in ops] == sorted((op["self_time_us"] for op in ops), reverse=True)
         assert not any(op["name"].startswith("ThunkExecutor") for op in ops)
-    infer = next(b["extra_info"] for b in run["benchmarks"] if b["extra_info"].get("case") == "lenet5-infer-bs2-xla-float32")
+    infer = next(b["extra_info"] for b in run["benchmarks"]
+                 if b["extra_info"].get("case") == "lenet5-infer-bs2-xla-float32")
     assert any("conv" in op["type"] or "fusion" in op["type"] for op in infer["top_ops"][:3])
     tensorboard_serves(traces, "resnet20-train-bs2-xla-float32")
 
@@ -88,24 +90,25 @@ print(engine.NAME, losses[0], losses[-1], max(float(np.abs(a - b).max()) for a, 
 
 
 def test_the_cost_model_counts_the_same_on_both_backends(capsys):
-    from bench.describe import main as describe_main
+    from bench.cost.describe import main as describe_main
 
     names = ["lenet5", "resnet20", "inception3a", "conv5x5_bottleneck"]
     assert describe_main([*names, "--json"]) == 0
     on_tensorflow = json.loads(capsys.readouterr().out)
     done = subprocess.run([sys.executable, "-m", "bench.describe", *names, "--json"], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300, env={**os.environ, "KERAS_BACKEND": "jax"})
+                          cwd=ROOT / "tests", timeout=300, env={**os.environ, "KERAS_BACKEND": "jax"})
     assert done.returncode == 0, done.stderr[-2000:]
     on_jax = json.loads(done.stdout)
     assert on_jax == on_tensorflow and len(on_jax) == len(names)
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--backend", "jax", "--replicas", "1,2"], "--replicas: scaling out runs on TensorFlow's tf.distribute, not on jax"),
+    (["--backend", "jax", "--replicas", "1,2"],
+     "--replicas: scaling out runs on TensorFlow's tf.distribute, not on jax"),
     (["--backend", "torch"], "backend 'torch': cnnbench runs on tensorflow, jax"),
 ])
-def test_what_a_backend_cannot_do_is_one_line_before_anything_runs(args, message):
-    done = run_bench(*args, "--models", "lenet5", "--no-trace")
+def test_what_a_backend_cannot_do_is_one_line_before_anything_runs(args, message, tmp_path):
+    done = run_bench(*args, "--models", "lenet5", "--no-trace", cwd=tmp_path)
     output = (done.stdout + done.stderr).strip()
     assert done.returncode != 0 and "\n" not in output, output
     assert output.startswith("ERROR: ") and message in output
@@ -114,8 +117,8 @@ def test_what_a_backend_cannot_do_is_one_line_before_anything_runs(args, message
 def test_on_a_described_gpu_jax_finds_its_capability_and_a_peak_only_where_a_case_set_one(monkeypatch):
     import jax
 
-    from bench.device import Gpu
     from bench.engines import jax_engine
+    from bench.measure.device import Gpu
 
     h100 = SimpleNamespace(platform="gpu", device_kind="NVIDIA H100 80GB HBM3", compute_capability="9.0")
     monkeypatch.setattr(jax, "devices", lambda: [h100])

@@ -8,10 +8,10 @@ import sys
 import time
 
 import pytest
-
-from bench import journal
-from bench.report import main as report_main
 from conftest import ROOT
+
+from bench.core import journal
+from bench.report.__main__ import main as report_main
 
 CASES = 12  # 3 models x 2 batch sizes x 2 precisions, inference without XLA
 ARGS = ("--models", "lenet5,conv5x5,resnet20", "--mode", "infer", "--xla", "off", "--batch-sizes", "1,8",

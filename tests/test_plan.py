@@ -4,11 +4,11 @@ from dataclasses import replace
 import pytest
 
 import models
-from bench import device, plan
-from bench.device import Gpu
-from bench.harness import make_planner
-from bench.matrix import resolve
-from bench.model_facts import PATH, load, lookup
+from bench.cost.facts import PATH, load, lookup
+from bench.measure import device, plan
+from bench.measure.device import Gpu
+from bench.measure.harness import make_planner
+from bench.measure.matrix import resolve
 
 ZEN3 = {"float32": 150e9, "mixed_float16": 148e9, "mixed_bfloat16": 152e9}  # AVX2: no gain (measured here)
 ZEN4 = {"float32": 218e9, "mixed_float16": 197e9, "mixed_bfloat16": 447e9}  # AVX512_BF16 (measured on a Zen 4)

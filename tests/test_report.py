@@ -1,24 +1,27 @@
 """The report: tables from a real saved run, CSV round trip, plots, HTML, comparison verdicts, bad input."""
 import copy
 import csv
+import datetime
 import json
 import math
+import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from bench.report import TIME_PHASES, compare, main as report_main
-from bench.verdicts import machine_shift, verdict
-from bench.runs import RunNoise, load_run, run_noise
+from bench.core.records import PHASES
+from bench.report.__main__ import main as report_main
+from bench.report.compare import compare
+from bench.report.noise import machine_shift, verdict
+from bench.report.runs import RunNoise, load_run, run_noise
 
 FIXTURE = Path(__file__).parent / "fixtures" / "smoke_run.json"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -63,8 +66,19 @@ def test_mfu_over_100_percent_blames_the_ceiling_not_the_model(tmp_path):
 
 
 def test_a_run_of_the_first_schema_still_reports(tmp_path):
-    assert report_main([str(FIXTURE.with_name("smoke_run_v1.json")), "--out", str(tmp_path), "--no-plots"]) == 0
-    assert "±?" in (tmp_path / "report.md").read_text()  # it recorded no interval of its medians
+    v1 = FIXTURE.with_name("smoke_run_v1.json")
+    assert report_main([str(v1), "--out", str(tmp_path), "--no-plots"]) == 0
+    md = re.sub(" +", " ", (tmp_path / "report.md").read_text())
+    cases = {b["extra_info"]["case"]: b["extra_info"] for b in json.loads(v1.read_text())["benchmarks"]
+             if "case" in b["extra_info"]}
+    lenet = cases["lenet5-infer-bs1-noxla-float32"]
+    # no interval of its medians (schema 1 recorded none): "±?", beside the figures it did record
+    assert f"| lenet5 | {lenet['throughput']:,.1f} ±? n={lenet['rounds']} |" in md
+    latency = lenet["latency_ms"]
+    percentiles = " / ".join(f"{latency[p]:.2f}" for p in ("p50", "p90", "p99"))
+    assert f"| lenet5 | {percentiles} (n={lenet['rounds']}) |" in md
+    assert "| lenet5 | 32x32x1 | 61,706 | 61,706 | 416.5 k | 852.4 k | 0.03 | - |" in md  # it recorded no depth
+    assert "| cases | 12 |" in md and "| complete | yes |" in md
 
 
 def test_report_tables_hold_the_fixtures_numbers(tmp_path, capsys):
@@ -77,8 +91,12 @@ def test_report_tables_hold_the_fixtures_numbers(tmp_path, capsys):
     assert f"{lenet['latency_p50_ms']:.2f} / {p90} / - (n={lenet['rounds']})" in md
     on = next(c for c in _fixture_cases() if c["case"] == "lenet5-infer-bs8-xla-float32")
     assert f"{on['throughput'] / lenet['throughput']:.2f}x" in md  # what XLA buys
-    assert "| lenet5 | 32x32x1 | 61,706 | 61,706 | 416.5 k | 852.4 k | 0.03 | 5 |" in re.sub(" +", " ", md)  # MACs, FLOPs
-    assert "*What XLA buys" in md and "*Where the time goes" in md and "![Throughput against batch size, by family]" in md
+    widest = max((line for line in md.splitlines() if line.startswith("|")), key=len)
+    assert len(widest) <= 160, widest  # every table reads in a 160-column window; captions are prose and wrap
+    cost_row = "| lenet5 | 32x32x1 | 61,706 | 61,706 | 416.5 k | 852.4 k | 0.03 | 5 |"  # MACs, FLOPs
+    assert cost_row in re.sub(" +", " ", md)
+    assert "*What XLA buys" in md and "*Where the time goes" in md
+    assert "![Throughput against batch size, by family]" in md
     cases = _fixture_cases()
     out = capsys.readouterr().out
     assert f"{len(cases)} cases of {len({c['model'] for c in cases})} models" in out
@@ -144,7 +162,10 @@ def test_the_report_opens_with_its_findings_and_their_numbers(tmp_path):
         line = next(line for line in findings.splitlines() if line.startswith(f"- **What {title}"))
         assert f"inference median {statistics.median(ratios):.2f}x over {len(ratios)} cases" in line
         assert f"({min(ratios):.2f}x to {max(ratios):.2f}x, noise band ±" in line
-    assert "**The 1x1-bottleneck example**: conv5x5 has 9.7x the MACs of conv5x5_bottleneck" in findings
+    example = "**The 1x1-bottleneck example** (inference, float32): conv5x5 has 9.7x the MACs of conv5x5_bottleneck"
+    assert example in findings and findings.count("1x1-bottleneck example") == 1  # each finding titled once
+    titles = re.findall(r"^- \*\*(.+?)\*\*", findings, re.M)
+    assert len(titles) == len(set(titles)), titles
 
 
 def test_the_fastest_model_of_each_family_is_named_at_each_batch_size(tmp_path):
@@ -173,7 +194,7 @@ def test_efficiency_says_when_a_models_batch_is_not_the_largest_and_why(tmp_path
 
 
 def test_the_throughput_plot_draws_only_settings_with_two_batch_sizes_or_more(tmp_path):
-    from bench.plots import throughput_by_family
+    from bench.report.plots import throughput_by_family
 
     written = {}
     one = [{"device": "CPU", "family": "f", "model": "m", "mode": "train", "precision": "float32", "xla": False,
@@ -255,9 +276,9 @@ def test_the_report_says_where_the_time_went_and_which_precisions_ran(tmp_path, 
     assert report_main([str(FIXTURE), "--out", str(tmp_path)]) == 0
     data = json.loads(FIXTURE.read_text())["cnnbench"]
     spent, speedup = data["time_s"], json.loads(FIXTURE.read_text())["machine_info"]["cnnbench"]["precision_speedup"]
-    assert sum(spent[phase] for phase in TIME_PHASES) == pytest.approx(spent["total"], abs=0.1)
+    assert sum(spent[phase] for phase in (*PHASES, "other")) == pytest.approx(spent["total"], abs=0.1)
     md = re.sub(" +", " ", (tmp_path / "report.md").read_text())
-    timed_share = f"{spent['timed']:.0f} s ({spent['timed'] / spent['total']:.0%})"
+    timed_share = f"| timed rounds | {spent['timed']:.0f} s | {spent['timed'] / spent['total']:.0%} |"
     assert "*Where the run's time went" in md and timed_share in md
     assert "*Precisions" in md and all(f"| {p} | {r:.2f}x" in md for p, r in speedup.items())
     assert f"{spent['total'] / 60:.1f} min, {spent['timed'] / spent['total']:.0%} of it in timed rounds" in (
@@ -267,7 +288,8 @@ def test_the_report_says_where_the_time_went_and_which_precisions_ran(tmp_path, 
 def _run_file(tmp_path, name, scale, drop=None):
     data = json.loads(FIXTURE.read_text())
     data = copy.deepcopy(data)
-    data["benchmarks"] = [b for b in data["benchmarks"] if "case" in b["extra_info"] and b["extra_info"]["case"] != drop]
+    data["benchmarks"] = [b for b in data["benchmarks"]
+                          if "case" in b["extra_info"] and b["extra_info"]["case"] != drop]
     for b in data["benchmarks"]:
         b["extra_info"]["throughput"] *= scale
         b["extra_info"]["latency_ms"] = {k: v and v / scale for k, v in b["extra_info"]["latency_ms"].items()}
@@ -285,8 +307,23 @@ def test_compare_lists_every_case_and_fails_above_the_threshold(tmp_path, capsys
     assert verdicts["lenet5-infer-bs1-xla-float32"] == "only in new"
     assert "slower" in verdicts.values() and "faster" not in verdicts.values() and len(rows) == len(_fixture_cases())
     assert report_main(["--compare", str(base), str(new), "--out", str(tmp_path), "--fail-above", "40"]) == 1
+    capsys.readouterr()
     assert report_main(["--compare", str(base), str(new), "--out", str(tmp_path), "--fail-above", "60"]) == 0
-    assert "-50.0" in (tmp_path / "compare.md").read_text()
+    table = (tmp_path / "compare.md").read_text()
+    assert "-50.0" in table and len(table.splitlines()) == len(rows) + 4  # caption, blank, headers, rule
+    assert "(base: spread between passes (118 degrees" in table and "; new: spread between passes (120 degrees" in table
+    same, _, _, _ = compare(load_run(str(new)), load_run(str(_run_file(tmp_path, "again", 0.5))))
+    assert same.count("spread between passes") == 1 and "(both runs: spread between passes" in same
+    # the terminal: counts, the largest changes and where the table went; not the table
+    printed = capsys.readouterr().out
+    assert max(map(len, printed.splitlines())) <= 120
+    out = printed.replace("\n  ", " ").splitlines()  # its lines, unwrapped
+    counts = Counter(row[-1] for row in rows)
+    assert out[0] == (f"new against base: {len(rows)} cases; {counts['slower']} slower, 0 faster, "
+                      f"{counts['within noise']} within noise, 1 only in new")
+    assert out[1].startswith("largest slower: ") and out[1].count("-50.0% (band ") == min(5, counts["slower"])
+    assert out[-1] == f"wrote {tmp_path / 'compare.md'} (every case, its noise band and verdict)"
+    assert len(out) == 3
 
 
 def _run_report(*args, cwd):
@@ -317,18 +354,31 @@ def test_no_saved_run_says_how_to_make_one(tmp_path):
 def test_run_numbers_and_the_newest_run_are_found(tmp_path):
     storage = tmp_path / ".benchmarks" / "Linux-CPython-3.11-64bit"
     storage.mkdir(parents=True)
-    shutil.copy(FIXTURE, storage / "0003_abc_20261122_000000.json")
-    done = _run_report("0003", "--out", "out", "--no-plots", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "out" / "report.md").exists() and (tmp_path / "out" / "report.csv").exists()
-    assert _run_report("7", cwd=tmp_path).returncode == 2
+    data = json.loads(FIXTURE.read_text())
+    for number, name in (("0003", "run-three"), ("0004", "run-four")):
+        data["cnnbench"]["run_name"] = name
+        path = storage / f"{number}_abc_20261122_00000{number[-1]}.json"
+        path.write_text(json.dumps(data))
+    os.utime(storage / "0003_abc_20261122_000003.json", (time.time() + 60,) * 2)  # the newest by time, not number
+    cases = len(_fixture_cases())
+    for args, chosen in ((["0003"], "run-three"), (["4"], "run-four"), ([], "run-three")):
+        done = _run_report(*args, "--out", "out", "--no-plots", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"{cases} cases of 5 models from {chosen} on ")
+        assert f"| run | {chosen} |" in re.sub(" +", " ", (tmp_path / "out" / "report.md").read_text())
+        with open(tmp_path / "out" / "report.csv") as f:
+            assert {row["run"] for row in csv.DictReader(f)} == {chosen}
+    done = _run_report("7", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr == (
+        "python -m bench.report: error: no saved run '7' under .benchmarks/ (give a path, a run number such as 0003 "
+        "or a run name)\n")
 
 
 def test_report_never_imports_tensorflow(tmp_path):
-    code = ("import sys; from bench.report import main; main(['%s', '--out', '%s']); "
-            "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)") % (FIXTURE, tmp_path)
+    code = (f"import sys; from bench.report.__main__ import main; main(['{FIXTURE}', '--out', '{tmp_path}']); "
+            "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=Path(__file__).parent.parent)
+                          cwd=tmp_path)
     assert done.returncode == 0, done.stderr
 
 
@@ -362,12 +412,14 @@ def test_runs_of_two_backends_report_side_by_side_with_what_jax_buys(tmp_path):
     on, off = lenet["lenet5-infer-bs8-xla-float32"], lenet["lenet5-infer-bs8-noxla-float32"]
     for setting, base in (("on", on), ("off", off)):
         ratio = 2.0 * on["throughput"] / base["throughput"]
-        row = next(line for line in table.splitlines() if line.startswith(f"| lenet5 | infer | float32 | 8 | {setting} |"))
+        start = f"| lenet5 | infer | float32 | 8 | {setting} |"
+        row = next(line for line in table.splitlines() if line.startswith(start))
         assert f"| {base['throughput']:,.1f} ±" in row and f"| {2 * on['throughput']:,.1f} ±" in row
         assert f"| {ratio:.2f}x |" in row and row.rstrip(" |").endswith("faster")
     assert "| jax 0.10.2 |" in md and f"| tensorflow {data['machine_info']['cnnbench']['tensorflow_version']} |" in md
     assert "| lenet5 (jax) |" in md and "| lenet5 (tensorflow) |" in md  # one row per backend in the speed tables
-    assert "**What jax buys over TensorFlow** (throughput ratio): inference, against TensorFlow with XLA off: median" in md
+    finding = "**What jax buys over TensorFlow** (throughput ratio): inference, against TensorFlow with XLA off: median"
+    assert finding in md
 
 
 def test_the_default_report_puts_the_newest_run_beside_the_newest_of_each_other_backend(tmp_path):
@@ -383,3 +435,29 @@ def test_the_default_report_puts_the_newest_run_beside_the_newest_of_each_other_
     assert report_main(["--storage", str(tmp_path / "storage"), "--out", str(tmp_path), "--no-plots"]) == 0
     md = (tmp_path / "report.md").read_text()
     assert "*What jax buys over TensorFlow:" in md and "jax-run" in md and "jax-of-another-commit" not in md
+
+
+def test_the_default_report_merges_only_the_runs_of_one_session_and_says_so(tmp_path, capsys):
+    storage = tmp_path / "storage" / "Linux-CPython-3.11-64bit"
+    storage.mkdir(parents=True)
+    data = json.loads(FIXTURE.read_text())
+    started = datetime.datetime.fromisoformat(data["datetime"])
+    earlier = _as_jax_run(data, 2.0)  # a JAX run three hours before: another session, as a test run was
+    earlier["datetime"] = (started - datetime.timedelta(hours=3)).isoformat()
+    (storage / "0001_a_20261201_000000.json").write_text(json.dumps(earlier))
+    time.sleep(0.01)
+    (storage / "0002_b_20261201_000000.json").write_text(json.dumps(data))
+    assert report_main(["--storage", str(tmp_path / "storage"), "--out", str(tmp_path), "--no-plots"]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "jax" not in md and "**Runs**" not in md and capsys.readouterr().out.startswith(
+        f"{len(_fixture_cases())} cases of 5 models from {data['cnnbench']['run_name']} on ")
+    earlier["datetime"] = (started - datetime.timedelta(minutes=25)).isoformat()  # the same session
+    (storage / "0001_a_20261201_000000.json").write_text(json.dumps(earlier))
+    os.utime(storage / "0002_b_20261201_000000.json", (time.time() + 60,) * 2)  # still the newest
+    assert report_main(["--storage", str(tmp_path / "storage"), "--out", str(tmp_path), "--no-plots"]) == 0
+    md = (tmp_path / "report.md").read_text()
+    name = data["cnnbench"]["run_name"]
+    assert (f"- **Runs**: {name} (tensorflow), the newest run, is shown with jax-run (jax): the newest run of each "
+            "other backend on its device and commit, started within 2 hours of it (name runs to choose others: "
+            "python -m bench.report 0001 0002).") in md
+    assert "*What jax buys over TensorFlow:" in md

@@ -5,11 +5,12 @@ import subprocess
 import sys
 
 import pytest
-
-from bench import scale
-from bench.matrix import CPU_DEFAULT, resolve
-from bench.runs import load_run
 from conftest import ROOT, run_bench
+
+from bench.core.records import scaling
+from bench.engines import distribute as scale
+from bench.measure.matrix import CPU_DEFAULT, resolve
+from bench.report.runs import load_run
 
 
 def test_replica_ids_axes_and_no_xla_across_replicas():
@@ -25,7 +26,7 @@ def test_replica_ids_axes_and_no_xla_across_replicas():
                      "batch_sizes": "1", "precision": "float32"}, None)
     assert [c.id for c in infer.cases()] == ["lenet5-infer-bs1-xla-float32", "lenet5-infer-bs1-noxla-float32",
                                              "lenet5-infer-bs1-noxla-float32-r2"]
-    assert CPU_DEFAULT.replicas == (1,) and all(not c.distributed for c in resolve({}, None).cases())
+    assert CPU_DEFAULT.replicas == (1,) and all((c.replicas, c.workers) == (1, 1) for c in resolve({}, None).cases())
 
 
 def test_a_cluster_adds_its_workers_case_beside_each_one_worker_case():
@@ -85,7 +86,7 @@ def _record(case, replicas, throughput, error=0.02, workers=1):
 def test_scaling_efficiency_is_against_the_same_runs_one_replica_case():
     records = [_record("base", 1, 100.0), _record("r2", 2, 150.0), _record("r4", 4, 200.0, error=None),
                {**_record("other", 2, 80.0), "batch_size": 16}]
-    result = scale.scaling(records)
+    result = scaling(records)
     assert set(result) == {1, 2}  # the bs-16 case has no one-replica case
     assert result[1]["efficiency"] == pytest.approx(0.75) and result[1]["speedup"] == pytest.approx(1.5)
     assert result[1]["error"] == pytest.approx(0.75 * (2 * 0.02 ** 2) ** 0.5)
@@ -99,7 +100,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras, models
 from bench.engines.tensorflow_engine import synthetic_batch, training_step
-from bench.steps import ModelCache
+from bench.measure.model_cache import ModelCache
 keras.utils.set_random_seed(1)
 plain, _ = ModelCache().get("lenet5", "float32", "default")
 weights = plain.get_weights()
@@ -119,8 +120,8 @@ print(moved, apart)
 def test_two_replicas_of_the_same_batch_take_one_replicas_step():
     """The per-replica loss is divided by the replicas and the optimizer sums their gradients: two replicas that
     see the same batch must move the weights exactly as one replica on it does."""
-    done = subprocess.run([sys.executable, "-c", ALL_REDUCE_CHECK], capture_output=True, text=True, cwd=ROOT,
-                          timeout=300)
+    done = subprocess.run([sys.executable, "-c", ALL_REDUCE_CHECK], capture_output=True, text=True,
+                          cwd=ROOT / "tests", timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     moved, apart = map(float, done.stdout.split()[-2:])
     assert moved > 1e-5  # the step moved the weights

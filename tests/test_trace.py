@@ -1,12 +1,13 @@
 """Profiler traces: the layout TensorBoard reads, top operations, a real viewer, and faults that stay warnings."""
 import pytest
+from conftest import tensorboard_serves
 
 import models
 from bench.engines import tensorflow_engine
+from bench.engines.shared import xplane_files
 from bench.engines.tensorflow_engine import inference_step, synthetic_batch
-from bench.matrix import Case
-from bench.trace import Tracer, xplane_files
-from conftest import tensorboard_serves
+from bench.measure.matrix import Case
+from bench.measure.trace import Tracer
 
 
 def test_each_step_has_a_trace_at_its_first_batch_size_with_its_top_operations(smoke_run):
@@ -31,7 +32,8 @@ def test_each_step_has_a_trace_at_its_first_batch_size_with_its_top_operations(s
     steps = {(b["extra_info"]["model"], b["extra_info"]["mode"], b["extra_info"]["xla"], b["extra_info"]["precision"])
              for b in run["benchmarks"] if "case" in b["extra_info"]}
     assert traced == steps
-    conv = next(b["extra_info"] for b in run["benchmarks"] if b["extra_info"].get("case", "").startswith("conv5x5-infer")
+    conv = next(b["extra_info"] for b in run["benchmarks"]
+                if b["extra_info"].get("case", "").startswith("conv5x5-infer")
                 and b["extra_info"]["first_call_traced"] and b["extra_info"]["pass"] == 1)
     assert "Conv2D" in conv["top_ops"][0]["type"]  # a single conv: its kernel is where the time goes
 

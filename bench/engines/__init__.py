@@ -13,26 +13,56 @@ Each engine module (`tensorflow_engine`, `jax_engine`) defines:
   `add_one`, `uniform`: its ceiling probes' operations
 - `clear()`: free the models and steps built so far
 
-Keras binds one backend per process, so the engine is the backend Keras was started with.
+Keras binds one backend per process, so the engine is the backend Keras was started with (`start`). tf.distribute,
+TensorFlow's own way to scale out, is `distribute`; what the engines share is `shared`.
 """
 from __future__ import annotations
 
-import importlib
-from functools import lru_cache
+import os
+import sys
+from functools import cache
 
-MODULES = {"tensorflow": "tensorflow_engine", "jax": "jax_engine"}
+from ..core.cli import UsageError
+
 BACKEND_VARIABLE = "KERAS_BACKEND"
+BACKENDS = ("tensorflow", "jax")
 
 
 def check_backend(name: str) -> str:
-    if name not in MODULES:
-        raise ValueError(f"backend {name!r}: cnnbench runs on {', '.join(MODULES)}")
+    if name not in BACKENDS:
+        raise ValueError(f"backend {name!r}: cnnbench runs on {', '.join(BACKENDS)}")
     return name
 
 
-@lru_cache(maxsize=None)
+def start(backend: str | None = None) -> None:
+    """Import Keras on its backend (`backend`, else KERAS_BACKEND, else TensorFlow) and find the devices, with the
+    backend's C++ start-up lines held back (models.quiet). Raises UsageError for a backend cnnbench does not run,
+    or another than the one Keras already runs."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")  # allocator statistics (peak memory) on the CPU too
+    try:
+        wanted = check_backend(backend or os.environ.get(BACKEND_VARIABLE) or "tensorflow")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if "keras" in sys.modules:
+        running = sys.modules["keras"].backend.backend()
+        if running != wanted:
+            raise UsageError(f"backend {wanted!r}: Keras already runs on {running!r} in this process")
+        return
+    os.environ[BACKEND_VARIABLE] = wanted
+    from models.quiet import held_stderr
+
+    with held_stderr():
+        current().gpus()  # Keras starts, and the devices are found, while the start-up lines are held
+
+
+@cache
 def current():
     """The engine module of the backend Keras runs on."""
     import keras
 
-    return importlib.import_module(f"{__name__}.{MODULES[check_backend(keras.backend.backend())]}")
+    if check_backend(keras.backend.backend()) == "jax":
+        from . import jax_engine
+        return jax_engine
+    from . import tensorflow_engine
+    return tensorflow_engine

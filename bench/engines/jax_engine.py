@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import keras
 
-from ..steps import is_classifier, training_recipe
+from .shared import is_classifier, top_ops, training_recipe, xplane_files
 
 NAME = "jax"
 XLA_SETTINGS = (True,)
@@ -183,8 +183,6 @@ def read_top_ops(logdir: str, steps: int, limit: int) -> list[dict]:
     events on the XLA thread-pool lines (a GPU's on its device plane's "XLA Ops" line), so they are summed here.
     """
     from jax.profiler import ProfileData
-
-    from ..trace import top_ops, xplane_files
 
     paths = xplane_files(logdir)
     if not paths:

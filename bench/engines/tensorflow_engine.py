@@ -9,11 +9,11 @@ import json
 import keras
 import tensorflow as tf
 
-from ..steps import is_classifier, training_recipe
+from .shared import is_classifier, top_ops, training_recipe, xplane_files
 
 NAME = "tensorflow"
 XLA_SETTINGS = (False, True)
-REMOTE_DEVICES = []  # name prefixes of a cluster's other workers' devices (bench.scale sets them)
+_remote_devices: tuple[str, ...] = ()  # name prefixes of a cluster's other workers' devices
 
 
 def versions() -> dict:
@@ -71,7 +71,7 @@ def batch_signature(model: keras.Model) -> list[tf.TensorSpec]:
 
 def _compiled(replica_step, model: keras.Model, xla: bool, strategy):
     """One step: on its own, or run by every replica of `strategy` (whose inputs are per-replica values, so no
-    input signature; bench.matrix keeps XLA off there)."""
+    input signature; bench.measure.matrix keeps XLA off there)."""
     if strategy is None:
         return tf.function(replica_step, jit_compile=xla, input_signature=batch_signature(model))
     return tf.function(lambda x, y: strategy.run(replica_step, args=(x, y)))
@@ -84,7 +84,7 @@ def inference_step(model: keras.Model, *, xla: bool, strategy=None):
 
 
 def training_step(model: keras.Model, *, xla: bool, precision: str, strategy=None):
-    """Forward with training=True, loss, gradients and the update of bench.steps.training_recipe. Under a
+    """Forward with training=True, loss, gradients and the update of shared.training_recipe. Under a
     strategy a Keras loss is already divided by the replicas, and the optimizer all-reduces the sum of their
     gradients: the gradient of the global batch's mean loss (tests/test_scale.py checks it)."""
     with _scope(strategy):  # the optimizer's slots mirrored like the weights
@@ -100,14 +100,20 @@ def training_step(model: keras.Model, *, xla: bool, precision: str, strategy=Non
     return _compiled(step, model, xla, strategy)
 
 
+def sync_only_local_devices(remote_prefixes) -> None:
+    """In a cluster, `wait` syncs this worker's own devices (sync_devices fails on the other workers')."""
+    global _remote_devices
+    _remote_devices = tuple(remote_prefixes)
+
+
 def wait(result=None) -> None:
     """Returns once every device of this host has finished its queued work."""
-    if not REMOTE_DEVICES:
+    if not _remote_devices:
         tf.test.experimental.sync_devices()
         return
     # what sync_devices does, for this worker's devices only: it fails on a cluster's remote ones
     for found in tf.config.list_logical_devices():
-        if not found.name.startswith(tuple(REMOTE_DEVICES)):
+        if not found.name.startswith(_remote_devices):
             with tf.device(found.name):
                 tf.raw_ops.SyncDevice()
     from tensorflow.python.eager import context
@@ -136,7 +142,7 @@ def _drop_custom_gradients() -> None:
 
 
 # --- peak memory: the BFC allocator's statistics (on the CPU with TF_CPU_ALLOCATOR_USE_BFC=true, which
-# bench.cli.quiet_start sets before TensorFlow starts) ------------------------------------------------------------
+# bench.engines.start sets before TensorFlow starts) ------------------------------------------------------------
 def _memory_device() -> str:
     return "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
 
@@ -177,8 +183,6 @@ def add_one(x):
 
 # --- traces -----------------------------------------------------------------------------------------------------
 def record_trace(logdir: str, mode: str, step, args, steps: int) -> None:
-    from ..trace import xplane_files
-
     tf.profiler.experimental.start(logdir)
     try:
         for i in range(steps):
@@ -221,8 +225,6 @@ def keep_programs_that_ran(path: str) -> None:
 def read_top_ops(logdir: str, steps: int, limit: int) -> list[dict]:
     """The operations with the most self time per step, from the profiler's own framework_op_stats tool."""
     from xprof.convert.raw_to_tool_data import xspace_to_tool_data
-
-    from ..trace import top_ops, xplane_files
 
     paths = xplane_files(logdir)
     if not paths:

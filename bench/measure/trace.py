@@ -1,16 +1,15 @@
 """Profiler traces of each case, laid out for TensorBoard, and the top operations read back from them."""
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import warnings
 
-from .engines import current as engine
+from ..engines import current as engine
+from ..engines.shared import TOP_OPS, xplane_files
 
 TRACE_STEPS = 3
 TRACE_SECONDS = 0.5  # slow steps get fewer traced steps (one at least): on a CPU a VGG-19 step takes seconds
-TOP_OPS = 10
 
 
 class Tracer:
@@ -75,14 +74,3 @@ class Tracer:
         except OSError:  # absent, or another run's traces are being staged
             pass
 
-
-def xplane_files(logdir: str) -> list[str]:
-    return sorted(glob.glob(os.path.join(logdir, "plugins", "profile", "*", "*.xplane.pb")))
-
-
-def top_ops(rows, steps: int, limit: int = TOP_OPS) -> list[dict]:
-    """The `limit` operations with the most self time, per step, from (name, type, total self time in us, where)."""
-    total = sum(row[2] for row in rows) or 1.0
-    rows = sorted(rows, key=lambda row: row[2], reverse=True)[:limit]
-    return [{"name": name, "type": kind, "self_time_us": self_us / steps, "share": self_us / total, "where": where}
-            for name, kind, self_us, where in rows]

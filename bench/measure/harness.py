@@ -9,15 +9,15 @@ import pytest
 import models
 from models.info import depth
 
-from . import device, model_facts, plan
-from .engines import current as engine
+from ..core.records import CASE_FIELDS, SCHEMA_VERSION, case_params
+from ..core.stats import latency_summary_ms, median_error
+from ..cost import facts
+from ..engines import current as engine
+from ..engines.distribute import Scale
+from . import device, plan
 from .matrix import Case, Matrix
-from .scale import Scale
-from .steps import ModelCache
-from .stats import latency_summary_ms, median_error
+from .model_cache import ModelCache
 from .timing import Budget, PhaseClock, pilot, plan_rounds, timed_call
-
-SCHEMA_VERSION = 2  # 2: p90/p99 null below their sample counts; median_error
 
 
 def flops_per_step(case: Case, cost, global_batch: int | None = None) -> float:
@@ -33,7 +33,7 @@ def _oom_key(case: Case):
 class Harness:
     matrix: Matrix
     budget: Budget
-    tracer: object | None = None  # bench.trace.Tracer, when traces are on
+    tracer: object | None = None  # bench.measure.trace.Tracer, when traces are on
     peaks: device.Peaks = field(default_factory=device.Peaks)
     cache: ModelCache = field(default_factory=ModelCache)
     out_of_memory: dict = field(default_factory=dict)  # (model, mode, precision, xla) -> smallest failing batch
@@ -42,7 +42,7 @@ class Harness:
     planner: plan.Planner | None = None  # None: no time budget
     speedups: dict = field(default_factory=dict)  # precision -> its ceiling over float32's
     last_result: dict | None = None  # the case just measured, for the console
-    journal: object | None = None  # bench.journal.Journal: each finished case on disk at once
+    journal: object | None = None  # bench.core.journal.Journal: each finished case on disk at once
     elapsed_before: float = 0.0  # session seconds a resumed run had spent before this session
     started: float = field(default_factory=time.perf_counter)  # the session's start
     scale: Scale = field(default_factory=Scale)  # the strategies of replicas and workers
@@ -54,7 +54,7 @@ class Harness:
         if failed:
             record["failed"] = True
         self.skipped.append(record)
-        self._journal("skip", skip=record)
+        self.journal_write("skip", skip=record)
         if failed:
             pytest.fail(f"{case.id}: {reason}", pytrace=False)
         pytest.skip(reason)
@@ -64,10 +64,12 @@ class Harness:
         record = {**device.machine_info(self.peaks), **device.precision_record(self.speedups)}
         cluster = self.scale.cluster
         if cluster is not None:
-            record["cluster"] = {"workers": cluster.workers, "hosts": cluster.hosts, "addresses": list(cluster.addresses)}
+            record["cluster"] = {"workers": cluster.workers, "hosts": cluster.hosts,
+                                 "addresses": list(cluster.addresses)}
         return record
 
-    def _journal(self, kind: str, **record) -> None:
+    def journal_write(self, kind: str, **record) -> None:
+        """A line in the run's journal, with the session time the run has spent (a resumed run's included)."""
         if self.journal is not None:
             elapsed = self.elapsed_before + time.perf_counter() - self.started
             self.journal.write(kind, elapsed_s=round(elapsed, 2), **record)
@@ -78,7 +80,7 @@ class Harness:
             return
         saved = benchmark.stats.as_dict(include_data=True)
         saved["params"] = case_params(saved)
-        self._journal("case", benchmark=saved)
+        self.journal_write("case", benchmark=saved)
 
     def check_runnable(self, case: Case) -> None:
         earlier = next((skip["reason"] for skip in self.skipped if skip["case"] == case.id), None)
@@ -165,14 +167,16 @@ class Harness:
         ceiling = self.peaks.flops(case.precision) * self.scale.devices(case, strategy)
         benchmark.extra_info.update({
             "schema_version": SCHEMA_VERSION, "case": case.id, "model": case.model,
-            "family": models.entry(case.model).family, "mode": case.mode, "batch_size": case.batch_size, "requested_batch_size": case.batch_size, "precision": case.precision,
+            "family": models.entry(case.model).family, "mode": case.mode, "batch_size": case.batch_size,
+            "precision": case.precision,
             "xla": case.xla, "device": device.device_name(), "input_shape": list(cost.input_shape),
             "params": cost.params, "trainable_params": cost.trainable_params, "depth": depth(model),
             "macs_per_sample": cost.macs,
             "flops_per_sample": cost.flops, "activation_bytes_per_sample": cost.activation_bytes,
             "flops_per_step": step_flops, "latency_ms": latency,
             "throughput": scale["global_batch"] / median_s, "compile_s": compile_s, "first_call_traced": new_step,
-            "achieved_tflops": achieved / 1e12, "mfu": achieved / ceiling, "ceiling_devices": self.scale.devices(case, strategy),
+            "achieved_tflops": achieved / 1e12, "mfu": achieved / ceiling,
+            "ceiling_devices": self.scale.devices(case, strategy),
             "peak_memory_bytes": peak_memory, "peak_memory_note": peak_memory_note, "backend": engine().NAME,
             "rounds": len(samples), "stop_reason": stop_reason,
             "cv": latency["stdev"] / latency["mean"] if latency["mean"] else 0.0,
@@ -187,17 +191,6 @@ class Harness:
                 steps = self.scale.agree(self.tracer.steps_for(median_s))
                 benchmark.extra_info.update(self.tracer.capture(case, step, (x, y), steps))
         benchmark.extra_info["time_s"] = {phase: round(seconds, 3) for phase, seconds in clock.case.items()}
-
-
-CASE_FIELDS = ("model", "mode", "batch_size", "xla", "precision", "replicas", "workers")  # a case's axes
-
-
-def case_params(saved: dict) -> dict:
-    """Plain JSON params for pytest-benchmark's own tools, not the Case dataclass it cannot save."""
-    info = saved["extra_info"]
-    if "case" in info:
-        return {"case": info["case"], **{key: info.get(key, 1) for key in CASE_FIELDS}, "pass": info["pass"]}
-    return saved.get("params") or {"case": saved["name"]}  # the overhead test: compare --group-by=param:case
 
 
 def open_session(matrix: Matrix, *, tracer=None, started: float | None = None, scale: Scale | None = None) -> Harness:
@@ -229,20 +222,20 @@ def open_session(matrix: Matrix, *, tracer=None, started: float | None = None, s
 def make_planner(matrix: Matrix, ceilings: dict, timings: plan.Timings, tracer, deadline: float | None,
                  reserve: float = 0.0) -> plan.Planner:
     """A planner for the matrix's visits on a device of these ceilings (FLOP/s by precision) and timings."""
-    facts = model_facts.lookup(matrix.models, matrix.input_size)
+    known = facts.lookup(matrix.models, matrix.input_size)
     visits = [visit for visit in matrix.visits() if not engine().unsupported(visit)]  # the others are skipped
     estimates = {}
     for visit in visits:
         seconds = matrix.case_seconds
         if matrix.latency_samples and visit.mode == "infer" and visit.batch_size == 1 and visit.pass_index == 1:
-            step = timings.step(visit, facts[visit.model], ceilings[visit.precision])
+            step = timings.step(visit, known[visit.model], ceilings[visit.precision])
             seconds = min(matrix.latency_seconds, matrix.latency_samples * step) * matrix.passes
         traced = tracer is not None and visit.pass_index == 1
         estimates[visit.test_id] = plan.estimate_case(
-            visit, facts[visit.model], ceilings[visit.precision], timings, min_rounds=matrix.min_rounds,
+            visit, known[visit.model], ceilings[visit.precision], timings, min_rounds=matrix.min_rounds,
             case_seconds=seconds, passes=matrix.passes, trace_steps=tracer.steps_for if traced else None,
             trace_every_batch_size=traced and tracer.every_batch_size)
-    builds = {name: timings.build(facts[name]) for name in matrix.models}
+    builds = {name: timings.build(known[name]) for name in matrix.models}
     return plan.Planner(visits, estimates, builds, deadline, reserve)
 
 

@@ -1,11 +1,53 @@
-"""Is a change real? Verdicts on a change in throughput against the noise between runs of the same code."""
+"""Is a change real? The noise between runs of the same code, and verdicts on a change in throughput against it."""
 from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import dataclass
 
-from .runs import RunNoise
-from .stats import MEDIAN_SE_FACTOR, robust_sigma
+from ..core.stats import MEDIAN_SE_FACTOR, robust_sigma, t95
+
+
+@dataclass(frozen=True)
+class RunNoise:
+    """How far a case's median may move between runs of the same code on this machine, in log terms."""
+    sigma: float | None  # of one pass's median; None: the run recorded nothing to estimate it
+    dof: int | None  # degrees of freedom of the pooled spread between passes; None: from the machine's drift
+    source: str
+
+    def error(self, case) -> float:
+        """Half-width of the 95% interval of the case's median between runs (log terms)."""
+        within = case.get("median_error")
+        passes = len([p for p in case.get("pass_p50_ms") or [] if p]) or 1
+        if self.sigma is None:
+            return within if within is not None else math.inf
+        if self.dof:  # the spread between passes holds the noise within them
+            return t95(self.dof) * self.sigma / math.sqrt(passes)
+        return math.inf if within is None else math.hypot(1.96 * self.sigma, within)
+
+
+def run_noise(cases) -> RunNoise:
+    """The spread between passes of the same case, pooled over the run's cases (`--passes 2` or more); else the
+    drift of the machine's speed probe over the run (1.4826 MAD of its log), which a shared machine needs.
+
+    Measured on a 2-core cloud VM: the speed of a fixed matmul wandered by 2x within two minutes, and runs of the
+    same code differed by up to 2.4x in a case, so the spread of rounds within a case says little about the next run.
+    """
+    squares, dof = 0.0, 0
+    for case in cases:
+        logs = [math.log(p) for p in case.get("pass_p50_ms") or [] if p]
+        if len(logs) > 1:
+            mean = sum(logs) / len(logs)
+            squares += sum((x - mean) ** 2 for x in logs)
+            dof += len(logs) - 1
+    if dof:
+        return RunNoise(math.sqrt(squares / dof), dof, f"spread between passes ({dof} degrees of freedom)")
+    speeds = [math.log(s) for c in cases for s in c.get("machine_speeds_flops") or []]
+    if len(speeds) >= 3:
+        return RunNoise(robust_sigma(speeds), None,
+                        "drift of the machine's speed (one pass: save runs with --passes 3 for a firmer verdict)")
+    return RunNoise(None, None, "the medians' own intervals only (nothing recorded of the noise between runs)")
+
 
 NOISE_FLOOR = 0.01
 # Verdicts at 99%, not the intervals' 95%: a compare makes 24 to 130 case comparisons, and on a shared VM the
@@ -22,7 +64,8 @@ def machine_shift(base_run, new_run) -> tuple[float, float, str]:
     runs fell from 12% to under 5%. Only like is corrected with like: the same device, TensorFlow and usable cores.
     """
     keys = ("device", "tensorflow_version", "cpu_cores_usable")
-    speeds = [[math.log(s) for c in run.cases for s in c.get("machine_speeds_flops") or []] for run in (base_run, new_run)]
+    speeds = [[math.log(s) for c in run.cases for s in c.get("machine_speeds_flops") or []]
+              for run in (base_run, new_run)]
     if any(len(logs) < 3 for logs in speeds):
         return 0.0, 0.0, "no machine correction (a run recorded no speed probe)"
     if any(base_run.machine.get(k) is None or base_run.machine.get(k) != new_run.machine.get(k) for k in keys):

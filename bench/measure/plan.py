@@ -1,6 +1,6 @@
 """The time budget: which cases a run can afford, in a stated priority, revised as measured times come in.
 
-No TensorFlow here: the planner works from each model's layer count and FLOPs (bench/model_facts.json) and the measured
+No TensorFlow here: the planner works from each model's layer count and FLOPs (models/facts.json) and the measured
 ceilings, so its decisions can be tested for any device, described.
 """
 from __future__ import annotations
@@ -9,7 +9,9 @@ import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from ..cost.facts import ModelFacts
 from .matrix import Case
+from .timing import timed_seconds
 
 # Every model first gets its cheapest inference case; then the axes, in this order, are added to it: a case's tier
 # is the highest-ranked axis in which it differs from that first case (0 for the first case itself).
@@ -19,23 +21,6 @@ CORRECTION_LIMITS = (0.25, 4.0)  # how far measured times may scale the remainin
 # The correction starts as if this many seconds had run exactly as estimated: without it, the first case alone (its
 # model build and first call over- or underestimated) swung a Zen 4 run's time left from 19.7 to 9.0 min and back.
 CORRECTION_PRIOR_S = 30.0
-FIRST_CALL_MATCH_LIMIT = 4.0  # timed rounds stretch to the first call's length, up to this many times their seconds
-
-
-def timed_seconds(max_seconds: float, first_call_s: float) -> float:
-    """A case's timed rounds last as long as its first call took, within FIRST_CALL_MATCH_LIMIT times its seconds:
-    once a step has cost 15 s to trace and optimise, three rounds of it would be a poor return on that time."""
-    return max(max_seconds, min(first_call_s, FIRST_CALL_MATCH_LIMIT * max_seconds))
-
-
-@dataclass(frozen=True)
-class ModelFacts:
-    """What the planner knows of a model before it is built: per sample, at the run's input size."""
-    layers: int
-    params: int
-    flops: float
-    training_flops: float
-
 
 @dataclass(frozen=True)
 class Timings:
@@ -101,7 +86,7 @@ def estimate_case(case: Case, facts: ModelFacts, ceiling: float, timings: Timing
                   case_seconds: float, passes: int, trace_steps=None,
                   trace_every_batch_size: bool = False) -> CaseEstimate:
     """First call, pilot, timed rounds, trace (`trace_steps(step seconds)` steps, when traced: with the step's
-    first batch size, or every one) and fixed costs, as bench.harness runs a case."""
+    first batch size, or every one) and fixed costs, as bench.measure.harness runs a case."""
     step = timings.step(case, facts, ceiling)
     tracing = facts.layers * timings.first_call_per_layer[(case.mode, case.xla)]
     first_call = step + (timings.xla_compile_fixed + tracing / 2 if case.xla else 0.0)  # XLA compiles every shape
@@ -145,7 +130,7 @@ def tiers(visits: list[Case], cost) -> dict[str, int]:
 
 
 def step_group(visit: Case):
-    """The visits that share one traced step: bench.steps.ModelCache keeps it across batch sizes."""
+    """The visits that share one traced step: bench.measure.model_cache keeps it across batch sizes."""
     return visit.pass_index, visit.model, visit.precision, visit.mode, visit.xla
 
 

@@ -6,11 +6,13 @@ import os
 import platform
 import time
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import psutil
 
-from .engines import current as engine
+from models.quiet import held_stderr
+
+from ..engines import current as engine
 
 TERRAFORM_PREFIXES = ("TF_CLI_", "TF_VAR_", "TF_LOG", "TF_PLUGIN_", "TF_DATA_DIR", "TF_IN_AUTOMATION",
                       "TF_INPUT", "TF_WORKSPACE")  # other tools' variables that share the TF_ prefix
@@ -33,7 +35,7 @@ class Gpu:
         return tuple(fast)
 
 
-@lru_cache(maxsize=None)
+@cache
 def gpu() -> Gpu | None:
     found = engine().gpus()
     return Gpu(found[0]["name"], tuple(found[0]["compute_capability"])) if found else None
@@ -114,13 +116,15 @@ def ceiling_probes(precision: str, on_gpu: bool):
 
 def measure_peak_flops(precision: str) -> tuple[float, str]:
     """The best FLOP/s of every ceiling probe, with XLA off and on (where the engine has both), and the probe that
-    reached it."""
+    reached it. The probes run before pytest captures anything: a kernel's first run in a precision can print the
+    backend's notices (oneDNN's "supports DT_HALF only on platforms with AVX-512" on a Zen 4), held back here."""
     best, source = 0.0, ""
-    for name, flops, fn, args in ceiling_probes(precision, gpu() is not None):
-        for xla in engine().XLA_SETTINGS:
-            rate = flops / _best_seconds(engine().probe(fn, xla), *args, repeats=5)
-            if rate > best:
-                best, source = rate, f"{name}, XLA {'on' if xla else 'off'}"
+    with held_stderr():
+        for name, flops, fn, args in ceiling_probes(precision, gpu() is not None):
+            for xla in engine().XLA_SETTINGS:
+                rate = flops / _best_seconds(engine().probe(fn, xla), *args, repeats=5)
+                if rate > best:
+                    best, source = rate, f"{name}, XLA {'on' if xla else 'off'}"
     return best, source
 
 

@@ -4,7 +4,7 @@ pytest-benchmark writes its JSON only when a session ends cleanly, so a run kill
 limit, the OOM killer, a crash inside TensorFlow) lost everything it had measured. The journal is never rewritten:
 a header line first (the run, its machine, commit and planned cases), then a line per case, then an end line. The
 report reads a run that never saved its JSON from its journal; `--resume` measures what a run has not finished.
-No TensorFlow here.
+No TensorFlow here: the report reads journals too.
 """
 from __future__ import annotations
 

@@ -7,9 +7,17 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-from .engines import current as engine
-from .plan import timed_seconds
-from .stats import MEDIAN_SE_FACTOR, t95
+from ..core.records import PHASES
+from ..core.stats import MEDIAN_SE_FACTOR, t95
+from ..engines import current as engine
+
+FIRST_CALL_MATCH_LIMIT = 4.0  # timed rounds stretch to the first call's length, up to this many times their seconds
+
+
+def timed_seconds(max_seconds: float, first_call_s: float) -> float:
+    """A case's timed rounds last as long as its first call took, within FIRST_CALL_MATCH_LIMIT times its seconds:
+    once a step has cost 15 s to trace and optimise, three rounds of it would be a poor return on that time."""
+    return max(max_seconds, min(first_call_s, FIRST_CALL_MATCH_LIMIT * max_seconds))
 
 
 @dataclass(frozen=True)
@@ -19,10 +27,10 @@ class Budget:
     target_error: float = 0.02  # stop once the median's 95% interval is within this fraction of it
     pilot_rounds: int = 3
     within_time: bool = False  # min_rounds give way to max_seconds (the latency scenario's stated time limit)
-    fixed_pilot: bool = False  # always pilot_rounds: a cluster's workers must run the same steps (bench.scale)
+    fixed_pilot: bool = False  # always pilot_rounds: a cluster's workers run the same steps (engines.distribute)
 
     def after_first_call(self, first_call_s: float) -> Budget:
-        """Timed rounds as long as the first call took, within limits (bench.plan.timed_seconds)."""
+        """Timed rounds as long as the first call took, within limits (timed_seconds)."""
         if self.within_time:
             return self
         return replace(self, max_seconds=timed_seconds(self.max_seconds, first_call_s))
@@ -61,16 +69,10 @@ def plan_rounds(pilot_samples: list[float], budget: Budget) -> tuple[int, str]:
     return rounds, reason
 
 
-PHASES = ("probes", "build", "first_call", "pilot", "timed", "trace")
-
-
 @dataclass
 class PhaseClock:
-    """Where a session's time goes: wall seconds per phase, over the session and for the case in hand.
-
-    "first_call" is tracing, graph optimisation, any XLA compile and the first run of a step; "timed" is the rounds
-    the figures come from; "probes" the ceilings and the speed probe beside each case.
-    """
+    """Where a session's time goes: wall seconds per phase (bench.core.records.PHASES), over the session and for the
+    case in hand."""
     session: dict = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
     case: dict = field(default_factory=dict)
 

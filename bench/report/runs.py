@@ -1,17 +1,18 @@
 """Saved runs: find them, read them, check them, and flatten each case into one record (no TensorFlow here)."""
 from __future__ import annotations
 
+import datetime
 import glob
 import json
 import math
 import os
-import re
 from dataclasses import dataclass
 
-from . import journal
-from .cli import UsageError
-from .scale import scaling
-from .stats import latency_summary_ms, robust_sigma, t95
+from ..core import journal
+from ..core.cli import UsageError
+from ..core.records import scaling
+from ..core.stats import latency_summary_ms
+from .noise import RunNoise, run_noise
 
 DEFAULT_STORAGE = ".benchmarks"
 # Every metric of a case record, in report order; a run saved by an older suite may lack some (shown as "-").
@@ -35,16 +36,11 @@ class Run:
     cases: list[dict]  # flat records, keys from FIELDS
     skipped: list[dict]
     overhead: dict | None = None  # bench/test_overhead.py's extra_info, when the run measured it
-    noise: "RunNoise | None" = None  # how far its cases may move between runs of the same code (load_run sets it)
-    time_s: dict | None = None  # where the session's time went, by phase (bench.timing.PHASES, other, total)
+    noise: RunNoise | None = None  # how far its cases may move between runs of the same code (load_run sets it)
+    time_s: dict | None = None  # where the session's time went, by phase (bench.core.records.PHASES, other, total)
     plan: dict | None = None  # its time budget, what fell outside and how far the estimates were off
     incomplete: dict | None = None  # {"reason", "finished", "planned"} of a run cut off; None when complete
     scaled: tuple = ()  # cases on several replicas or workers (their one-replica baselines are in `cases`)
-
-
-def natural_key(text) -> list:
-    """resnet20 before resnet110: numbers in names sort as numbers."""
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(text))]
 
 
 def find_runs(storage: str = DEFAULT_STORAGE) -> list[str]:
@@ -92,24 +88,47 @@ def backend_of(machine: dict) -> str:
     return machine.get("keras_backend") or "tensorflow"
 
 
-def companion_runs(run: "Run", storage: str = DEFAULT_STORAGE) -> list[str]:
-    """The newest saved run of each other backend on the same device and commit as `run`: a run measures one backend
-    (Keras binds one per process), and the report puts them side by side."""
-    taken, found = {backend_of(run.machine)}, []
+COMPANION_HOURS = 2.0  # runs of other backends merged by default: saved within this long of the newest run
+
+
+def _started(text: str | None) -> datetime.datetime | None:
+    try:
+        stamp = datetime.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=datetime.timezone.utc)
+
+
+def companion_runs(run: Run, storage: str = DEFAULT_STORAGE) -> list[str]:
+    """The newest saved run of each other backend on the same device and commit as `run`, started within
+    COMPANION_HOURS of it: one session of the user's, who measures one backend a run (Keras binds one per
+    process) and then the next; the report puts them side by side. Older runs are merged only when named."""
+    taken, found, started = {backend_of(run.machine)}, [], _started(run.datetime)
     for path in reversed(find_runs(storage)):
         try:
             with open(path) as f:
                 data = json.load(f)
             machine = (data.get("machine_info") or {}).get("cnnbench") or {}
-            other = backend_of(machine)
+            other, when = backend_of(machine), _started(data.get("datetime"))
             same = (machine.get("device") == run.machine.get("device")
                     and (data.get("commit_info") or {}).get("id") == run.commit.get("id"))
         except (OSError, ValueError, AttributeError):
             continue
-        if other not in taken and same:
+        near = started and when and abs((when - started).total_seconds()) <= COMPANION_HOURS * 3600
+        if other not in taken and same and near:
             taken.add(other)
             found.append(path)
     return found
+
+
+def merged_note(runs) -> str | None:
+    """The report's word on which runs it merged by default, and why those."""
+    if len(runs) < 2:
+        return None
+    others = ", ".join(f"{r.name} ({backend_of(r.machine)})" for r in runs[1:])
+    return (f"{runs[0].name} ({backend_of(runs[0].machine)}), the newest run, is shown with {others}: the newest run "
+            f"of each other backend on its device and commit, started within {COMPANION_HOURS:g} hours of it (name "
+            "runs to choose others: python -m bench.report 0001 0002)")
 
 
 def _flatten(bench: dict, run_name: str, device: str, backend: str) -> dict:
@@ -148,47 +167,6 @@ def _case_record(passes: list[dict], run_name: str, device: str, backend: str) -
         record["achieved_tflops"] = record["flops_per_step"] / (p50 / 1e3) / 1e12
         record["mfu"] = record["achieved_tflops"] / ceiling if ceiling else record.get("mfu")
     return record
-
-
-@dataclass(frozen=True)
-class RunNoise:
-    """How far a case's median may move between runs of the same code on this machine, in log terms."""
-    sigma: float | None  # of one pass's median; None: the run recorded nothing to estimate it
-    dof: int | None  # degrees of freedom of the pooled spread between passes; None: from the machine's drift
-    source: str
-
-    def error(self, case) -> float:
-        """Half-width of the 95% interval of the case's median between runs (log terms)."""
-        within = case.get("median_error")
-        passes = len([p for p in case.get("pass_p50_ms") or [] if p]) or 1
-        if self.sigma is None:
-            return within if within is not None else math.inf
-        if self.dof:  # the spread between passes holds the noise within them
-            return t95(self.dof) * self.sigma / math.sqrt(passes)
-        return math.inf if within is None else math.hypot(1.96 * self.sigma, within)
-
-
-def run_noise(cases) -> RunNoise:
-    """The spread between passes of the same case, pooled over the run's cases (`--passes 2` or more); else the
-    drift of the machine's speed probe over the run (1.4826 MAD of its log), which a shared machine needs.
-
-    Measured on a 2-core cloud VM: the speed of a fixed matmul wandered by 2x within two minutes, and runs of the
-    same code differed by up to 2.4x in a case, so the spread of rounds within a case says little about the next run.
-    """
-    squares, dof = 0.0, 0
-    for case in cases:
-        logs = [math.log(p) for p in case.get("pass_p50_ms") or [] if p]
-        if len(logs) > 1:
-            mean = sum(logs) / len(logs)
-            squares += sum((x - mean) ** 2 for x in logs)
-            dof += len(logs) - 1
-    if dof:
-        return RunNoise(math.sqrt(squares / dof), dof, f"spread between passes ({dof} degrees of freedom)")
-    speeds = [math.log(s) for c in cases for s in c.get("machine_speeds_flops") or []]
-    if len(speeds) >= 3:
-        return RunNoise(robust_sigma(speeds), None,
-                        "drift of the machine's speed (one pass: save runs with --passes 3 for a firmer verdict)")
-    return RunNoise(None, None, "the medians' own intervals only (nothing recorded of the noise between runs)")
 
 
 def load_run(path: str) -> Run:

@@ -1,12 +1,11 @@
 """Data parallelism with TensorFlow's own engine: MirroredStrategy over this host's devices (the replicas axis) and
 MultiWorkerMirroredStrategy over the workers of a cluster that TF_CONFIG describes (the workers axis).
 
-TensorFlow is imported inside the functions that need it: the report reads scaling efficiencies from here too.
+TensorFlow is imported inside the functions that need it: a session reads its cluster before TensorFlow starts.
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import sys
@@ -184,9 +183,9 @@ def _join(cluster: Cluster, timeout: float):
     line when the cluster has not formed within `timeout` (nothing is written before this point)."""
     import tensorflow as tf
 
-    from .engines import tensorflow_engine
+    from . import tensorflow_engine
 
-    tensorflow_engine.REMOTE_DEVICES[:] = cluster.remote_tasks()
+    tensorflow_engine.sync_only_local_devices(cluster.remote_tasks())
 
     def give_up():
         sys.stderr.write(f"cnnbench: worker {cluster.index}: the cluster of {cluster.workers} workers "
@@ -203,31 +202,3 @@ def _join(cluster: Cluster, timeout: float):
         return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     finally:
         watchdog.cancel()
-
-
-SCALE_KEY = ("model", "mode", "batch_size", "precision", "xla", "input_shape")
-
-
-def scaling(records: list[dict]) -> dict[int, dict]:
-    """index in `records` -> {"efficiency", "error", "speedup", "baseline"} for each scaled case that has its
-    one-replica case (same model, mode, per-replica batch, precision; same pass) among `records`.
-
-    Efficiency is the global throughput at N replicas over N times the one-replica throughput; its error (absolute)
-    combines the two medians' relative errors.
-    """
-    def key(record):
-        return tuple(str(record.get(name)) for name in SCALE_KEY) + (record.get("pass"),)
-
-    baselines = {key(r): r for r in records if r.get("replicas", 1) == 1 and r.get("workers", 1) == 1}
-    result = {}
-    for index, record in enumerate(records):
-        replicas = record.get("replicas", 1)
-        base = baselines.get(key(record))
-        if replicas == 1 or base is None or not base.get("throughput"):
-            continue
-        speedup = record["throughput"] / base["throughput"]
-        errors = [r.get("median_error") for r in (record, base)]
-        error = math.hypot(*errors) * speedup / replicas if None not in errors else None
-        result[index] = {"efficiency": speedup / replicas, "error": error, "speedup": speedup,
-                         "baseline": base.get("case")}
-    return result

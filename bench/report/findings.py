@@ -2,81 +2,17 @@
 
 A pair is one case against the same case with one setting changed (XLA, precision), in the same run, so both carry
 that run's noise between runs, or the same case on another backend, in another run; a gain is real where the verdict
-of `bench.verdicts` says so (99%).
+of `bench.report.noise` says so (99%).
 """
 from __future__ import annotations
 
 import math
 import statistics
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 
-from .verdicts import verdict
-
-COST_EXAMPLES = (("conv5x5", "conv5x5_bottleneck"), ("inception3a_naive", "inception3a"))
-REFERENCE = {"mode": "infer", "precision": "float32", "xla": False}  # the setting the zoo is compared in
-MODES = {"infer": "inference", "train": "training"}
-
-
-@dataclass(frozen=True)
-class Pair:
-    base: dict
-    new: dict
-    ratio: float  # throughput of new over base
-    band: float  # the verdict's noise band, log terms
-    word: str  # faster, slower, within noise
-
-    @property
-    def label(self) -> str:
-        return f"{self.new['model']}, bs {self.new['batch_size']}"
-
-
-def pairs(runs, vary: str, base_value, new_value) -> list[Pair]:
-    """Every case whose `vary` setting is `new_value`, against its twin at `base_value`, the rest held."""
-    found = []
-    for run in runs:
-        index = {(c["device"], c["model"], c["mode"], c["precision"], c["xla"], c["batch_size"]): c
-                 for c in run.cases if c.get("throughput")}
-        position = {"mode": 2, "precision": 3, "xla": 4}[vary]
-        for key, case in index.items():
-            if key[position] != new_value:
-                continue
-            base = index.get((*key[:position], base_value, *key[position + 1:]))
-            if base:
-                change, band, word = verdict(base, case, run.noise, run.noise)
-                found.append(Pair(base, case, 1 + change, band, word))
-    return found
-
-
-BASE_BACKEND = "tensorflow"
-
-
-def backend_pairs(runs, backend: str) -> list[tuple[str, Pair]]:
-    """(TensorFlow's XLA setting, pair) for every case of a `backend` run against the same case (device, model, mode,
-    precision, batch) of a TensorFlow run: with XLA as the other backend ran it, and with XLA off, as TensorFlow runs
-    by default. Each run brings its own noise between runs; no machine correction, as the speed probes are
-    themselves the engines' and differ by engine."""
-    def key(case):
-        return case["device"], case["model"], case["mode"], case["precision"], case["batch_size"]
-
-    noise = {run.name: run.noise for run in runs}
-    base = {(*key(c), c["xla"]): c for run in runs for c in run.cases
-            if c.get("backend") == BASE_BACKEND and c.get("throughput")}
-    found = []
-    for run in runs:
-        for case in run.cases:
-            if case.get("backend") != backend or not case.get("throughput"):
-                continue
-            for xla in dict.fromkeys((case["xla"], False)):
-                twin = base.get((*key(case), xla))
-                if twin:
-                    change, band, word = verdict(twin, case, noise[twin["run"]], run.noise)
-                    found.append(("on" if xla else "off", Pair(twin, case, 1 + change, band, word)))
-    return found
-
-
-def other_backends(runs) -> list[str]:
-    return sorted({c.get("backend") for r in runs for c in r.cases} - {BASE_BACKEND, None})
+from ..core.records import MODES
+from .noise import verdict
+from .select import COST_EXAMPLES, REFERENCE, Pair, backend_pairs, cost_example_pairs, other_backends, pairs
 
 
 def backend_lines(runs) -> list[str]:
@@ -152,21 +88,22 @@ def fastest_by_family(runs):
 
 
 def cost_example_lines(runs) -> list[str]:
-    lines = []
+    """One finding for the source documents' cost example: each pair at its largest batch in the reference setting."""
+    parts = []
     for run in runs:
-        reference = {c["model"]: c for c in sorted(run.cases, key=lambda c: -c["batch_size"])
-                     if all(c[k] == v for k, v in REFERENCE.items()) and c.get("latency_p50_ms")}
-        for big, small in COST_EXAMPLES:
-            if big in reference and small in reference and reference[big]["batch_size"] == reference[small]["batch_size"]:
-                a, b = reference[big], reference[small]
-                change, band, _ = verdict(a, b, run.noise, run.noise)
-                macs, time = a["macs_per_sample"] / b["macs_per_sample"], 1 + change
-                gist = ("the time falls about as much as the MACs" if time > macs / 1.5
-                        else "the time falls far less than the MACs")
-                lines.append(f"**The 1x1-bottleneck example**: {big} has {macs:.1f}x the MACs of {small} and takes "
-                             f"{time:.1f}x its time (±{math.expm1(band) * 100:.0f}%; inference, float32, bs "
-                             f"{a['batch_size']}): {gist}.")
-    return lines
+        reference = [c for c in run.cases if all(c[k] == v for k, v in REFERENCE.items()) and c.get("latency_p50_ms")]
+        largest = {}
+        for big, small in cost_example_pairs(reference):
+            if big["model"] not in largest or big["batch_size"] > largest[big["model"]][0]["batch_size"]:
+                largest[big["model"]] = (big, small)
+        for big, small in largest.values():
+            change, band, _ = verdict(big, small, run.noise, run.noise)
+            macs, time = big["macs_per_sample"] / small["macs_per_sample"], 1 + change
+            gist = ("the time falls about as much as the MACs" if time > macs / 1.5
+                    else "the time falls far less than the MACs")
+            parts.append(f"{big['model']} has {macs:.1f}x the MACs of {small['model']} and takes {time:.1f}x its time "
+                         f"(±{math.expm1(band) * 100:.0f}%; bs {big['batch_size']}): {gist}")
+    return [f"**The 1x1-bottleneck example** (inference, float32): {'; '.join(parts)}."] if parts else []
 
 
 def efficiency_line(cases) -> str | None:
@@ -191,15 +128,17 @@ def scaling_lines(runs) -> list[str]:
     for (mode, replicas, where, cpu), found in sorted(groups.items()):
         found.sort()
         shared = "; on a CPU they share its cores" if cpu else ""
-        lines.append(f"**Scaling, {MODES[mode]} on {replicas} {where}**: efficiency median {statistics.median(found):.2f}"
-                     f" over {len(found)} cases ({found[0]:.2f} to {found[-1]:.2f}; 1.00 is linear{shared}).")
+        lines.append(f"**Scaling, {MODES[mode]} on {replicas} {where}**: efficiency median "
+                     f"{statistics.median(found):.2f} over {len(found)} cases ({found[0]:.2f} to {found[-1]:.2f}; "
+                     f"1.00 is linear{shared}).")
     return lines
 
 
-def findings(runs) -> tuple[list[str], tuple]:
-    """(lines, the family table) for the report's opening."""
+def findings(runs, merged_note: str | None = None) -> tuple[list[str], tuple]:
+    """(lines, the family table) for the report's opening; `merged_note` says which runs were merged and why."""
     cases = [c for r in runs for c in r.cases]
-    lines = effect_lines(runs) + backend_lines(runs) + cost_example_lines(runs) + scaling_lines(runs)
+    lines = ([f"**Runs**: {merged_note}."] if merged_note else []) + effect_lines(runs) + backend_lines(runs)
+    lines += cost_example_lines(runs) + scaling_lines(runs)
     mfu = efficiency_line(cases)
     if mfu:
         lines.append(mfu)

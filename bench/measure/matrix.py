@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-MODES = ("infer", "train")
+from models.registry import INPUT_SIZES
+
+from ..core.records import MODES
+
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 XLA_VALUES = {"on": True, "off": False}
-INPUT_SIZES = ("default", "small")
 
 
 @dataclass(frozen=True)
@@ -17,17 +19,13 @@ class Case:
     xla: bool
     precision: str
     pass_index: int = 1  # which of the matrix's passes over the session times it (1 also traces it)
-    replicas: int = 1  # data-parallel replicas on this host's devices (bench.scale); batch_size is per replica
+    replicas: int = 1  # data-parallel replicas on this host's devices (bench.engines.distribute); per-replica batch
     workers: int = 1  # hosts of a tf.distribute cluster (TF_CONFIG) that run the case together
 
     @property
     def id(self) -> str:
         scale = (f"-r{self.replicas}" if self.replicas > 1 else "") + (f"-w{self.workers}" if self.workers > 1 else "")
         return f"{self.model}-{self.mode}-bs{self.batch_size}-{'xla' if self.xla else 'noxla'}-{self.precision}{scale}"
-
-    @property
-    def distributed(self) -> bool:
-        return self.replicas > 1 or self.workers > 1
 
     @property
     def test_id(self) -> str:
@@ -48,7 +46,7 @@ class Matrix:
     explicit_precisions: bool = False  # named by the user: run even where the device is slow at it
     min_rounds: int = 5
     case_seconds: float = 2.0  # time for the timed rounds of one case
-    time_budget: float | None = None  # minutes for the whole session; bench.plan fits the cases to it
+    time_budget: float | None = None  # minutes for the whole session; bench.measure.plan fits the cases to it
     latency_samples: int | None = None  # the latency scenario: this many timed steps at batch 1 (inference)
     latency_seconds: float = 120.0  # ... within this time per case
     passes: int = 1  # times each case is visited, spread over the session; each pass gets 1/passes of case_seconds
@@ -80,7 +78,7 @@ GPU_BATCHES = (1, 8, 32, 64, 128, 256)
 CPU_BUDGET_MINUTES = 20.0
 GPU_BUDGET_MINUTES = 60.0  # the README's "A default run on a GPU" says what fits and why an hour
 
-# The whole zoo on a CPU, planned to 20 minutes (bench.plan). XLA is a candidate at batch 1 only and training
+# The whole zoo on a CPU, planned to 20 minutes (bench.measure.plan). XLA is a candidate at batch 1 only and training
 # without XLA: compiling a training step with XLA took 10 s (VGG-19) to 71 s (ResNet-152) on a 2-core CPU, and the
 # compiled step was no faster (ResNet-152 6.1 s vs 3.2 s). 4 s of timed rounds a case (more after a long first
 # call): at 2.5 s the first calls (tracing, graph optimisation, compiles) took 40% of the run, the timed rounds 30%.
@@ -162,7 +160,7 @@ def resolve(options: dict, gpu, xla_settings=(False, True)) -> Matrix:
         matrix = replace(matrix, grid=grid(every_size, xla))
     if options.get("batch_sizes"):
         sizes = parse_counts(options["batch_sizes"], "--batch-sizes")
-        matrix = replace(matrix, grid={mode: {xla: sizes for xla in settings} for mode, settings in matrix.grid.items()})
+        matrix = replace(matrix, grid={mode: dict.fromkeys(settings, sizes) for mode, settings in matrix.grid.items()})
     if False not in xla_settings and not options.get("xla"):
         matrix = replace(matrix, grid={mode: {True: tuple(sorted({b for sizes in settings.values() for b in sizes}))}
                                        for mode, settings in matrix.grid.items()})
