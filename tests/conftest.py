@@ -10,18 +10,48 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import quiet_start
+from bench.engines import start
 
-quiet_start()  # as in bench/: the same environment, allocator statistics on the CPU
+start()  # as in bench/: the same environment, allocator statistics on the CPU
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE_MODELS = "lenet5,conv5x5"
 
 
-def run_bench(*args, cwd=ROOT, timeout=600, env=None):
-    """`python -m pytest bench/ ...` in a subprocess, as a user runs it."""
+def run_bench(*args, cwd, timeout=600, env=None):
+    """`python -m pytest bench/ ...` in a subprocess, as a user runs it, in `cwd`: a test's own folder, so that its
+    runs, journals, traces and results never land in the checkout's."""
     return subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "bench"), "-q", "-p", "no:cacheprovider",
                            *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
+
+
+USER_FOLDERS = (".benchmarks", "results")  # the user's runs and reports: the tests write only in their own folders
+
+
+def _listing() -> dict:
+    """path -> (size, mtime) of every file under the checkout's USER_FOLDERS."""
+    return {str(path.relative_to(ROOT)): (path.stat().st_size, path.stat().st_mtime_ns)
+            for folder in USER_FOLDERS if (ROOT / folder).is_dir()
+            for path in sorted((ROOT / folder).rglob("*")) if path.is_file()}
+
+
+def pytest_sessionstart(session):
+    session.config.stash[USER_FILES] = _listing()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The tests fail if they changed the user's runs or reports (a run of the suite beside them would too)."""
+    before, after = session.config.stash.get(USER_FILES, None), _listing()
+    if before is None or before == after:
+        return
+    changed = sorted(path for path in before.keys() | after.keys() if before.get(path) != after.get(path))
+    session.config.get_terminal_writer().line(
+        f"the tests changed the checkout's {' or '.join(USER_FOLDERS)}: {', '.join(changed[:10])}"
+        + (f" and {len(changed) - 10} more" if len(changed) > 10 else ""), red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+USER_FILES = pytest.StashKey[dict]()
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +59,7 @@ def smoke_run(tmp_path_factory):
     """A real smoke run of two small models: its saved JSON and its traces folder."""
     out = tmp_path_factory.mktemp("smoke")
     done = run_bench("--bench-preset", "smoke", "--models", SMOKE_MODELS, "--benchmark-json", str(out / "run.json"),
-                     "--trace-dir", str(out / "traces"), "-k", "test_case")
+                     "--trace-dir", str(out / "traces"), "-k", "test_case", cwd=out)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads((out / "run.json").read_text()), out / "traces"
 
@@ -75,4 +105,3 @@ def tensorboard_serves(traces, case: str) -> None:
     finally:
         board.terminate()
         board.wait(timeout=30)
-    assert board.returncode is not None
