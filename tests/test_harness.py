@@ -11,11 +11,11 @@ import tensorflow as tf
 from conftest import run_bench
 
 import models
-from bench.core.stats import latency_summary_ms, median_error
+from bench.core.stats import half_width, latency_summary_ms, median_error, paired_ratio
 from bench.engines.tensorflow_engine import synthetic_batch, training_step
 from bench.measure import timing
 from bench.measure.device import Gpu
-from bench.measure.harness import Harness
+from bench.measure.harness import Harness, reference_twins
 from bench.measure.matrix import Case, Matrix, resolve
 from bench.measure.model_cache import ModelCache
 from bench.measure.plan import CaseEstimate, Planner
@@ -171,13 +171,16 @@ def test_the_next_model_frees_the_last_ones_training_step():
 
 
 class FakeBenchmark:
+    """pytest-benchmark's fixture under --benchmark-disable: no stats, and pedantic calls its setup and target once."""
+
     def __init__(self):
         self.extra_info, self.stats, self.group, self.calls = {}, None, None, 0
 
-    def pedantic(self, target, args=(), rounds=1, **_):
-        for _ in range(rounds):
-            target(*args)
-            self.calls += 1
+    def pedantic(self, target, args=(), setup=None, **_):
+        if setup is not None:
+            setup()
+        target(*args)
+        self.calls += 1
 
 
 def test_out_of_memory_skips_the_case_and_the_larger_batches(monkeypatch):
@@ -294,3 +297,62 @@ def test_latency_scenario_times_its_samples_within_its_time_limit():
     assert resolve({"latency_samples": 662}, gpu=None).latency_samples == 662
     with pytest.raises(ValueError, match="--latency-samples must be at least 1"):
         resolve({"latency_samples": 0}, gpu=None)
+
+
+def _sleeper(seconds, calls=None, name=None):
+    def step(*_):
+        if calls is not None:
+            calls.append(name)
+        time.sleep(seconds() if callable(seconds) else seconds)
+    return step
+
+
+def _stopped_by_its_word(rounds, benchmark):
+    """'precision' only where the interval pytest-benchmark recorded met the target (and every paired one its own)."""
+    recorded = benchmark.stats.stats.data
+    error = median_error(recorded)
+    if rounds.stop_reason == "precision":
+        assert error <= rounds.budget.target_error, error
+        assert all(half_width(paired_ratio(r)) <= timing.PAIR_TARGET for r in rounds.ratios().values())
+    else:
+        assert rounds.stop_reason in ("budget", "min_rounds")
+    return error
+
+
+def test_a_case_is_timed_round_by_round_beside_its_twin_in_a_random_order(benchmark):
+    calls = []
+    own, twin = _sleeper(0.002, calls, "own"), _sleeper(0.004, calls, "twin")
+    rounds = timing.Rounds(own, (), Budget(min_rounds=20, max_seconds=1.0), {"twin": (twin, ())}, seed=1)
+    rounds.run(benchmark)
+    assert len(rounds.own) == len(benchmark.stats.stats.data) >= 20  # pytest-benchmark recorded each own round
+    assert len(rounds.twin_times["twin"]) == len(rounds.own)  # a twin round for each: one pair a round
+    pairs = [calls[i:i + 2] for i in range(0, len(calls), 2)]
+    assert all(sorted(pair) == ["own", "twin"] for pair in pairs)  # each round holds both, in one order or the other
+    assert {tuple(pair) for pair in pairs} == {("own", "twin"), ("twin", "own")}
+    _stopped_by_its_word(rounds, benchmark)
+
+
+def test_rounds_that_cannot_meet_the_target_stop_at_the_budget_and_say_so(benchmark):
+    import random
+    noisy = _sleeper(lambda: random.choice((0.001, 0.004)))  # half the rounds 4x the others: no ±2% in 0.3 s
+    rounds = timing.Rounds(noisy, (), Budget(min_rounds=3, max_seconds=0.3))
+    started = time.perf_counter()
+    assert rounds.run(benchmark) == "budget"
+    assert time.perf_counter() - started < 0.3 + 0.1  # at most one round over its seconds
+    assert _stopped_by_its_word(rounds, benchmark) > 0.02
+
+
+def test_rounds_stop_once_the_median_is_known(benchmark):
+    rounds = timing.Rounds(_sleeper(0.002), (), Budget(min_rounds=5, max_seconds=60.0))
+    assert rounds.run(benchmark) == "precision" and len(rounds.own) < 1000  # long before the 60 s
+    _stopped_by_its_word(rounds, benchmark)
+
+
+def test_references_come_before_the_cases_compared_with_them():
+    matrix = resolve({"models": "lenet5", "mode": "infer", "batch_sizes": "1", "xla": "on,off",
+                      "precision": "mixed_bfloat16,float32"}, None)
+    assert [c.id for c in matrix.cases()] == ["lenet5-infer-bs1-noxla-float32", "lenet5-infer-bs1-xla-float32",
+                                             "lenet5-infer-bs1-noxla-mixed_bfloat16",
+                                             "lenet5-infer-bs1-xla-mixed_bfloat16"]
+    harness_twins = [t.id for t in reference_twins(matrix.cases()[3])]
+    assert harness_twins == ["lenet5-infer-bs1-noxla-mixed_bfloat16", "lenet5-infer-bs1-xla-float32"]

@@ -49,7 +49,9 @@ def test_machine_table_has_the_ceiling_its_probe_and_the_harness_overhead(tmp_pa
     md = (tmp_path / "report.md").read_text()
     data = json.loads(FIXTURE.read_text())
     machine = data["machine_info"]["cnnbench"]
-    ceiling = f"float32 {machine['peak_flops_per_s']['float32'] / 1e12:.3g} ({machine['peak_probe']['float32']})"
+    ceiling = (f"| ceiling, float32 (TFLOP/s) | {machine['peak_flops_per_s']['float32'] / 1e12:.3g} "
+               f"({machine['peak_probe']['float32']}) |")
+    md = re.sub(" +", " ", md)
     overhead = next(b["extra_info"] for b in data["benchmarks"] if b["group"] == "harness overhead")
     assert ceiling in md and f"{(1 / overhead['throughput_ratio'] - 1) * 100:+.1f}% (60 pairs)" in md
 
@@ -161,7 +163,8 @@ def test_the_report_opens_with_its_findings_and_their_numbers(tmp_path):
                           ("mixed_bfloat16", _pairs_by_hand("precision", "float32", "mixed_bfloat16"))):
         line = next(line for line in findings.splitlines() if line.startswith(f"- **What {title}"))
         assert f"inference median {statistics.median(ratios):.2f}x over {len(ratios)} cases" in line
-        assert f"({min(ratios):.2f}x to {max(ratios):.2f}x, noise band ±" in line
+        how = f"unpaired, from two cases minutes apart in {len(ratios)}, ±"
+        assert f"({min(ratios):.2f}x to {max(ratios):.2f}x; {how}" in line
     example = "**The 1x1-bottleneck example** (inference, float32): conv5x5 has 9.7x the MACs of conv5x5_bottleneck"
     assert example in findings and findings.count("1x1-bottleneck example") == 1  # each finding titled once
     titles = re.findall(r"^- \*\*(.+?)\*\*", findings, re.M)
@@ -461,3 +464,23 @@ def test_the_default_report_merges_only_the_runs_of_one_session_and_says_so(tmp_
             "other backend on its device and commit, started within 2 hours of it (name runs to choose others: "
             "python -m bench.report 0001 0002).") in md
     assert "*What jax buys over TensorFlow:" in md
+
+
+def test_a_ratio_timed_round_by_round_is_reported_with_its_own_interval(tmp_path):
+    """Hand-made pairs: the XLA cases of lenet5 timed beside their XLA-off twins, ratios known."""
+    data = json.loads(FIXTURE.read_text())
+    ratios = {"lenet5-infer-bs1-xla-float32": [1.5] * 30,  # 1.50x, no spread: faster
+              "lenet5-infer-bs8-xla-float32": [0.9, 1.1] * 15}  # straddles 1: within noise
+    for bench in data["benchmarks"]:
+        info = bench["extra_info"]
+        if info.get("case") in ratios:
+            info["paired"] = [{"against": info["case"].replace("-xla-", "-noxla-"), "ratios": ratios[info["case"]]}]
+    (tmp_path / "run.json").write_text(json.dumps(data))
+    assert report_main([str(tmp_path / "run.json"), "--out", str(tmp_path), "--no-plots"]) == 0
+    md = re.sub(" +", " ", (tmp_path / "report.md").read_text())
+    row = next(line for line in md.splitlines() if line.startswith("| lenet5 | mode infer, precision float32 |"))
+    assert row == "| lenet5 | mode infer, precision float32 | 1.50x ±0% | 1.00x ±10% |"  # 3 passes of 30, pooled
+    line = next(line for line in md.splitlines() if line.startswith("- **What XLA"))
+    others = len(_pairs_by_hand("xla", False, True)) - 2
+    assert f"paired round by round in 2, ±5% typical; unpaired, from two cases minutes apart in {others}, ±" in line
+    assert "*What XLA buys: throughput with XLA over without (above 1.00x: XLA is faster); ± its 95% interval" in md

@@ -37,20 +37,40 @@ def median_error(samples) -> float | None:
         return None
     if n < 6:
         return t95(n - 1) * MEDIAN_SE_FACTOR * statistics.stdev(samples) / math.sqrt(n) / median
-    k = _order_statistic_rank(n)
-    ordered = sorted(samples)
-    return max(median - ordered[k - 1], ordered[n - k] - median) / median
+    low, high = median_interval(samples)
+    return max(median - low, high - median) / median
 
 
-def _order_statistic_rank(n: int) -> int:
-    """The largest k for which [x_(k), x_(n+1-k)] holds the median with probability >= 95% (binomial, p = 1/2)."""
+def median_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """The distribution-free interval [x_(k), x_(n+1-k)] that holds the median with probability `level` (the whole
+    range where n is too small for it)."""
+    ordered, n = sorted(values), len(values)
+    k = _order_statistic_rank(n, level)
+    return ordered[k - 1], ordered[n - k]
+
+
+def _order_statistic_rank(n: int, level: float = 0.95) -> int:
+    """The largest k for which [x_(k), x_(n+1-k)] holds the median with probability >= level (binomial, p = 1/2)."""
     log_half_n = n * math.log(0.5)
     tail, k = 0.0, 0  # tail = P(Binomial(n, 1/2) <= k - 1)
     while True:
         next_tail = tail + math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + log_half_n)
-        if 1 - 2 * next_tail < 0.95:
+        if 1 - 2 * next_tail < level:
             return max(k, 1)
         tail, k = next_tail, k + 1
+
+
+def paired_ratio(ratios) -> dict:
+    """The median of paired ratios with its 95% and 99% order-statistics intervals: each pair was timed at the same
+    moment of the machine, so its drift cancels in the ratio, and the median needs no model of the noise."""
+    return {"ratio": statistics.median(ratios), "ci95": list(median_interval(ratios, 0.95)),
+            "ci99": list(median_interval(ratios, 0.99)), "pairs": len(ratios)}
+
+
+def half_width(summary: dict, level: str = "ci95") -> float:
+    """The wider side of a paired ratio's interval, relative to the ratio."""
+    low, high = summary[level]
+    return max(summary["ratio"] - low, high - summary["ratio"]) / summary["ratio"]
 
 
 def latency_summary_ms(samples_s) -> dict:

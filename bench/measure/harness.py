@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass, field, replace
 
 import pytest
@@ -10,14 +11,25 @@ import models
 from models.info import depth
 
 from ..core.records import CASE_FIELDS, SCHEMA_VERSION, case_params
-from ..core.stats import latency_summary_ms, median_error
+from ..core.stats import latency_summary_ms, median_error, paired_ratio
 from ..cost import facts
 from ..engines import current as engine
 from ..engines.distribute import Scale
 from . import device, plan
 from .matrix import Case, Matrix
 from .model_cache import ModelCache
-from .timing import Budget, PhaseClock, pilot, plan_rounds, timed_call
+from .timing import Budget, PhaseClock, Rounds, pilot, plan_rounds, timed_call
+
+
+def step_key(case: Case) -> tuple:
+    """The cases of one built model that share a step: bench.measure.model_cache keeps it for every batch size."""
+    return case.precision, case.mode, case.xla
+
+
+def reference_twins(case: Case) -> list[Case]:
+    """The cases the report compares `case` with: the same with XLA off, and in float32 (bench.report.select)."""
+    return ([replace(case, xla=False)] if case.xla else []) + (
+        [replace(case, precision="float32")] if case.precision != "float32" else [])
 
 
 def flops_per_step(case: Case, cost, global_batch: int | None = None) -> float:
@@ -47,6 +59,7 @@ class Harness:
     started: float = field(default_factory=time.perf_counter)  # the session's start
     scale: Scale = field(default_factory=Scale)  # the strategies of replicas and workers
     lost: str | None = None  # why the cluster broke: the session stops after the case that found it
+    timed: set = field(default_factory=set)  # test ids measured in this session, which a later case can pair with
 
     def skip(self, case: Case, reason: str, *, failed: bool = False):
         """Record why a case was not measured (in the journal at once) and end it: a skip, or a failure."""
@@ -104,10 +117,23 @@ class Harness:
     def make_step(self, case: Case, model, strategy=None):
         """(step, whether it is new): a built model's step for a mode and XLA setting serves every batch size."""
         if case.mode == "infer":
-            return self.cache.step((case.mode, case.xla),
+            return self.cache.step(step_key(case),
                                    lambda: engine().inference_step(model, xla=case.xla, strategy=strategy))
-        return self.cache.step((case.mode, case.xla), lambda: engine().training_step(
+        return self.cache.step(step_key(case), lambda: engine().training_step(
             model, xla=case.xla, precision=case.precision, strategy=strategy))
+
+    def twins(self, case: Case) -> dict:
+        """case id -> step of each reference twin the report compares `case` with (the same case with XLA off, and
+        in float32) that this session timed earlier in the same pass and whose step is still built: its rounds are
+        timed beside the case's (bench.measure.timing.Rounds). Not in a cluster, whose workers run fixed rounds."""
+        if self.scale.cluster is not None or case.replicas > 1:
+            return {}
+        found = {}
+        for twin in reference_twins(case):
+            step = self.cache.built_step(step_key(twin)) if twin.test_id in self.timed else None
+            if step is not None:
+                found[twin.id] = step
+        return found
 
     def run(self, case: Case, benchmark) -> None:
         self.clock.case, self.last_result = {}, None
@@ -146,12 +172,27 @@ class Harness:
         with clock("first_call"):
             compile_s = timed_call(step, x, y)  # tracing (+ XLA compile) and the first run
         budget = self.budget_for(case).after_first_call(compile_s)
+        twins = self.twins(case)
         with clock("pilot"):
-            rounds, stop_reason = plan_rounds(pilot(step, (x, y), budget), budget)
-            rounds = self.scale.agree(rounds)
-        with clock("timed"):
-            benchmark.pedantic(timed_call, args=(step, x, y), rounds=rounds, iterations=1, warmup_rounds=0)
+            pilot_samples = pilot(step, (x, y), budget)
+        # the step's own peak, reached by its first call and pilot: its twins run beside it from here on
         peak_memory, peak_memory_note = engine().peak_memory()
+        with clock("pilot"):
+            for twin_step in twins.values():  # built and traced at this batch size: a call to warm it
+                timed_call(twin_step, x, y)
+        paired = []
+        if self.scale.cluster is not None:  # every worker runs the chief's count of rounds, to the step
+            rounds, stop_reason = plan_rounds(pilot_samples, budget)
+            with clock("timed"):
+                benchmark.pedantic(timed_call, args=(step, x, y), rounds=self.scale.agree(rounds), iterations=1,
+                                   warmup_rounds=0)
+        else:
+            timed = Rounds(step, (x, y), budget, {name: (s, (x, y)) for name, s in twins.items()},
+                           seed=zlib.crc32(case.test_id.encode()))
+            with clock("timed"):
+                stop_reason = timed.run(benchmark)
+            paired = [{"against": name, **paired_ratio(ratios), "ratios": [float(f"{r:.5g}") for r in ratios]}
+                      for name, ratios in timed.ratios().items() if ratios]
         if benchmark.stats is None:  # --benchmark-disable: the step ran once, nothing to record
             return
         with clock("probes"):
@@ -186,11 +227,14 @@ class Harness:
             "round_ms": [float(f"{t * 1e3:.5g}") for t in samples],  # each pass's rounds, pooled by the report
             **scale,
         })
+        if paired:  # the case's throughput over each twin's, from rounds timed side by side
+            benchmark.extra_info["paired"] = paired
         if self.tracer is not None and case.pass_index == 1 and (new_step or self.tracer.every_batch_size):
             with clock("trace"):
                 steps = self.scale.agree(self.tracer.steps_for(median_s))
                 benchmark.extra_info.update(self.tracer.capture(case, step, (x, y), steps))
         benchmark.extra_info["time_s"] = {phase: round(seconds, 3) for phase, seconds in clock.case.items()}
+        self.timed.add(case.test_id)
 
 
 def open_session(matrix: Matrix, *, tracer=None, started: float | None = None, scale: Scale | None = None) -> Harness:
@@ -224,6 +268,7 @@ def make_planner(matrix: Matrix, ceilings: dict, timings: plan.Timings, tracer, 
     """A planner for the matrix's visits on a device of these ceilings (FLOP/s by precision) and timings."""
     known = facts.lookup(matrix.models, matrix.input_size)
     visits = [visit for visit in matrix.visits() if not engine().unsupported(visit)]  # the others are skipped
+    planned = {visit.test_id for visit in visits}
     estimates = {}
     for visit in visits:
         seconds = matrix.case_seconds
@@ -234,7 +279,8 @@ def make_planner(matrix: Matrix, ceilings: dict, timings: plan.Timings, tracer, 
         estimates[visit.test_id] = plan.estimate_case(
             visit, known[visit.model], ceilings[visit.precision], timings, min_rounds=matrix.min_rounds,
             case_seconds=seconds, passes=matrix.passes, trace_steps=tracer.steps_for if traced else None,
-            trace_every_batch_size=traced and tracer.every_batch_size)
+            trace_every_batch_size=traced and tracer.every_batch_size,
+            paired=any(twin.test_id in planned for twin in reference_twins(visit)))
     builds = {name: timings.build(known[name]) for name in matrix.models}
     return plan.Planner(visits, estimates, builds, deadline, reserve)
 

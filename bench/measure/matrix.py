@@ -58,12 +58,14 @@ class Matrix:
         return [(replicas, 1) for replicas in self.replicas] + ([(1, self.workers)] if self.workers > 1 else [])
 
     def cases(self) -> list[Case]:
-        """Adjacent cases share a model, precision and scale, so one built model serves them all. XLA is not
-        measured across replicas: Keras leaves jit_compile off under tf.distribute."""
+        """Adjacent cases share a model, precision and scale, so one built model serves them all. A case's reference
+        twins (float32, XLA off) come before it, so that its rounds can be timed beside theirs. XLA is not measured
+        across replicas: Keras leaves jit_compile off under tf.distribute."""
+        precisions = sorted(self.precisions, key=lambda p: p != "float32")
         return [Case(model, mode, batch, xla, precision, replicas=replicas, workers=workers)
-                for model in self.models for precision in self.precisions for replicas, workers in self.scales()
-                for mode, settings in self.grid.items() for xla, sizes in settings.items() for batch in sizes
-                if not (xla and (replicas > 1 or workers > 1))]
+                for model in self.models for precision in precisions for replicas, workers in self.scales()
+                for mode, settings in self.grid.items() for xla, sizes in sorted(settings.items())
+                for batch in sizes if not (xla and (replicas > 1 or workers > 1))]
 
     def visits(self) -> list[Case]:
         """Every case once per pass, pass after pass: the passes of a case see the machine at different times."""

@@ -14,22 +14,25 @@ from ..engines.shared import dtype_policy
 
 
 class ModelCache:
-    """Holds one built model: the cases of a (model, precision, input) share it; the next one frees it."""
+    """The models of the name at hand, one per precision (a case is timed beside its float32 twin), and their steps,
+    each kept for every batch size; the next name, input size or strategy frees them all."""
 
     def __init__(self):
-        self._key = None
-        self._value: tuple[keras.Model, ModelCost] | None = None
-        self._steps: dict = {}
+        self._where = None  # (name, input size, strategy) of the models held
+        self._models: dict[str, tuple[keras.Model, ModelCost]] = {}  # precision -> (model, its cost)
+        self._steps: dict = {}  # (precision, mode, xla) -> step
 
     def get(self, name: str, precision: str, input_size: str, strategy=None) -> tuple[keras.Model, ModelCost]:
         """The model, its variables mirrored on the replicas of `strategy` when one is given."""
-        key = (name, precision, input_size, id(strategy))
-        if key != self._key:
+        where = (name, input_size, id(strategy))
+        if where != self._where:
             self.clear()
+            self._where = where
+        if precision not in self._models:
             with dtype_policy(precision), (strategy.scope() if strategy is not None else nullcontext()):
                 model = models.build(name, input_shape=models.input_shape(name, input_size))
-            self._key, self._value = key, (model, model_cost(model))
-        return self._value
+            self._models[precision] = (model, model_cost(model))
+        return self._models[precision]
 
     def step(self, key, make):
         """(step, whether it is new): one traced step per key, for every batch size of the built model."""
@@ -38,7 +41,10 @@ class ModelCache:
         self._steps[key] = make()
         return self._steps[key], True
 
+    def built_step(self, key):
+        """The step already made for `key`, or None: a twin is paired only where that costs no new trace."""
+        return self._steps.get(key)
+
     def clear(self) -> None:
-        self._key = self._value = None
-        self._steps = {}
+        self._where, self._models, self._steps = None, {}, {}
         engine().clear()

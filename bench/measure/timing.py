@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import math
+import random
 import statistics
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from ..core.records import PHASES
-from ..core.stats import MEDIAN_SE_FACTOR, t95
+from ..core.stats import MEDIAN_SE_FACTOR, half_width, median_error, paired_ratio, t95
 from ..engines import current as engine
 
 FIRST_CALL_MATCH_LIMIT = 4.0  # timed rounds stretch to the first call's length, up to this many times their seconds
@@ -67,6 +68,92 @@ def plan_rounds(pilot_samples: list[float], budget: Budget) -> tuple[int, str]:
             return affordable, "budget"
         return budget.min_rounds, "min_rounds"
     return rounds, reason
+
+
+PAIR_TARGET = 0.05  # a paired ratio's 95% interval within ±5% of it: the precision a comparison of settings needs
+CHECK_GROWTH = 1.1  # the stopping rule is checked each time the rounds have grown by 10% (and at min_rounds)
+
+
+class EnoughRounds(Exception):
+    """Raised from pytest-benchmark's untimed setup to end a case's rounds: the rounds already timed are kept."""
+
+
+@dataclass
+class Rounds:
+    """A case's timed rounds, run through pytest-benchmark (`benchmark.pedantic`), with the steps of its reference
+    twins timed between them in a random order each round (paired), until the recorded median is known within the
+    target and each paired ratio within PAIR_TARGET, or the case's seconds are spent.
+
+    Each twin's time in round k is paired with the case's own time in round k: both saw the same moment of the
+    machine, whose drift (15-28% over minutes on a shared VM) then cancels in their ratio. Both sides of a pair are
+    `timed_call`'s own seconds, so pytest-benchmark's overhead is on neither.
+    """
+    step: object
+    args: tuple
+    budget: Budget
+    twins: dict = field(default_factory=dict)  # name -> (step, args)
+    seed: int = 0
+    own: list = field(default_factory=list)  # seconds of the case's own rounds
+    twin_times: dict = field(default_factory=dict)  # name -> seconds, one per round
+    stop_reason: str = "budget"
+
+    def run(self, benchmark) -> str:
+        """The rounds, then why they stopped: 'precision' (every interval within its target), 'budget' (the seconds
+        spent first) or 'min_rounds' (the floor of rounds outlasted the seconds)."""
+        rng, after = random.Random(self.seed), []
+        self.twin_times = {name: [] for name in self.twins}
+        started, check_at, floor_outlasted = time.perf_counter(), self.budget.min_rounds, False
+
+        def between_rounds():  # pytest-benchmark's setup: untimed, before each of the case's own rounds
+            nonlocal after, check_at, floor_outlasted
+            for name in after:  # the twins that the last round's order put after the case's own step
+                self._time_twin(name)
+            after = []
+            done = len(self.own)
+            if done and benchmark.stats is not None:
+                if done >= check_at:
+                    check_at = max(done + 1, math.ceil(done * CHECK_GROWTH))
+                    if self._known(benchmark.stats.stats.data):
+                        self.stop_reason = "precision"
+                        raise EnoughRounds
+                next_round = self.own[-1] + sum(times[-1] for times in self.twin_times.values() if times)
+                if time.perf_counter() - started + next_round > self.budget.max_seconds:
+                    if done >= self.budget.min_rounds or self.budget.within_time:
+                        self.stop_reason = "min_rounds" if floor_outlasted else "budget"
+                        raise EnoughRounds
+                    floor_outlasted = True
+            order = [None, *self.twins]  # None: the case's own step
+            rng.shuffle(order)
+            for name in order[:order.index(None)]:
+                self._time_twin(name)
+            after = order[order.index(None) + 1:]
+
+        def own_round():
+            self.own.append(timed_call(self.step, *self.args))
+
+        try:  # a cap the rule above never reaches: it ends the rounds, by precision or by time
+            benchmark.pedantic(own_round, setup=between_rounds, rounds=10 ** 7, iterations=1, warmup_rounds=0)
+        except EnoughRounds:
+            # pytest-benchmark has no way to end pedantic's rounds early but an exception, after which it takes the
+            # benchmark for failed and leaves it out of the saved run; the rounds it recorded are whole
+            benchmark.has_error = False
+        for name in after:
+            self._time_twin(name)
+        return self.stop_reason
+
+    def _time_twin(self, name: str) -> None:
+        step, args = self.twins[name]
+        self.twin_times[name].append(timed_call(step, *args))
+
+    def _known(self, recorded) -> bool:
+        error = median_error(recorded)
+        if error is None or error > self.budget.target_error:
+            return False
+        return all(half_width(paired_ratio(ratios)) <= PAIR_TARGET for ratios in self.ratios().values())
+
+    def ratios(self) -> dict:
+        """name -> the case's throughput over the twin's, one per complete pair (the twin's seconds over its own)."""
+        return {name: [twin / own for twin, own in zip(times, self.own)] for name, times in self.twin_times.items()}
 
 
 @dataclass

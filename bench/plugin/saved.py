@@ -36,6 +36,7 @@ def update(session, output_json: dict) -> None:
     infos = [bench["extra_info"] for bench in output_json["benchmarks"]]
     for index, result in scaling(infos).items():  # against the one-replica cases of the same run
         infos[index]["scaling"] = result
+    mirror_pairs(infos)
     skipped = harness.skipped if harness else []
     suite = output_json["cnnbench"] = {
         "schema_version": SCHEMA, "run_name": session.run_name, "skipped": skipped,
@@ -56,6 +57,18 @@ def update(session, output_json: dict) -> None:
         from ..measure.harness import plan_record
         suite["plan"] = plan_record(harness)
         suite["time_s"] = time_breakdown(harness.clock.session, session.seconds())
+
+
+def mirror_pairs(infos: list[dict]) -> None:
+    """A reference twin's record names the cases timed beside it (`paired_by`: their throughput over its own), as
+    theirs name it (`paired`)."""
+    by_case = {(info.get("case"), info.get("pass")): info for info in infos}
+    for info in infos:
+        for paired in info.get("paired") or []:
+            twin = by_case.get((paired["against"], info.get("pass")))
+            if twin is not None:
+                twin.setdefault("paired_by", []).append(
+                    {"case": info["case"], **{key: paired[key] for key in ("ratio", "ci95", "ci99", "pairs")}})
 
 
 def time_breakdown(phases: dict, total: float) -> dict:

@@ -30,13 +30,22 @@ def backend_lines(runs) -> list[str]:
     return lines
 
 
+def how_measured(found: list[Pair]) -> str:
+    """How a finding's ratios were measured, and the change each could see: its 95% interval, typical over them."""
+    parts = []
+    for paired, how in ((True, "paired round by round"), (False, "unpaired, from two cases minutes apart")):
+        widths = [p.half95 * 100 for p in found if p.paired is paired and math.isfinite(p.half95)]
+        if widths:
+            parts.append(f"{how} in {len(widths)}, ±{statistics.median(widths):.0f}% typical")
+    return "; ".join(parts)
+
+
 def effect(pairs_of_a_mode: list[Pair]) -> str:
     ratios = sorted(p.ratio for p in pairs_of_a_mode)
     words = Counter(p.word for p in pairs_of_a_mode)
-    bands = [math.expm1(p.band) * 100 for p in pairs_of_a_mode if math.isfinite(p.band)]
-    band = f", noise band ±{statistics.median(bands):.0f}% typical" if bands else ""
+    how = how_measured(pairs_of_a_mode)
     return (f"median {statistics.median(ratios):.2f}x over {len(ratios)} cases ({ratios[0]:.2f}x to {ratios[-1]:.2f}x"
-            f"{band}): faster in {words['faster']}, slower in {words['slower']}, within noise in "
+            f"{'; ' + how if how else ''}): faster in {words['faster']}, slower in {words['slower']}, within noise in "
             f"{words['within noise']}")
 
 
@@ -52,6 +61,9 @@ def effect_lines(runs) -> list[str]:
             lines.append(f"**What {title} buys**: " + "; ".join(
                 f"{MODES[mode]} {effect(by_mode[mode])}" for mode in MODES if mode in by_mode) + ".")
     return lines
+
+
+TIES_NAMED = 2  # a cell names this many models that tie with the fastest, and counts the others
 
 
 def fastest_by_family(runs):
@@ -80,7 +92,8 @@ def fastest_by_family(runs):
             cell = f"{best['model']} ({best['throughput']:,.4g}/s)"
             ties = [c["model"] for c in ranked[1:] if c["run"] == best["run"]
                     and verdict(c, best, noise[c["run"]], noise[c["run"]])[2] == "within noise"]
-            cells.append(cell + (f", ties with {', '.join(ties)}" if ties else ""))
+            named = ", ".join(ties[:TIES_NAMED]) + (f" +{len(ties) - TIES_NAMED}" if len(ties) > TIES_NAMED else "")
+            cells.append(cell + (f", ties with {named}" if ties else ""))
         rows.append((f"{family} ({device})" if multi_device else family, *cells))
     setting = f"{MODES[REFERENCE['mode']]}, {REFERENCE['precision']}, XLA off"
     return (f"The fastest model of each family ({setting}; samples/s; 'ties' are within the noise band)",

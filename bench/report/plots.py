@@ -107,13 +107,14 @@ TWOS_AND_FIVES = FuncFormatter(lambda value, _: f"{value:,.4g}" if value > 0 and
     value / 10 ** math.floor(math.log10(value))) in (2, 5) else "")
 
 
-def _plain_log_y(ax) -> None:
+def _plain_log(ax, axis: str = "y") -> None:
     """Call after plotting: minor ticks are labelled only within a decade, where there is room for them."""
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(PLAIN)
-    low, high = ax.get_ylim()
-    ax.yaxis.set_minor_formatter(PLAIN if high / low < 10 else TWOS_AND_FIVES)
-    ax.tick_params(axis="y", which="minor", labelsize=7)
+    getattr(ax, f"set_{axis}scale")("log")
+    scale = getattr(ax, f"{axis}axis")
+    scale.set_major_formatter(PLAIN)
+    low, high = getattr(ax, f"get_{axis}lim")()
+    scale.set_minor_formatter(PLAIN if high / low < 10 else TWOS_AND_FIVES)
+    ax.tick_params(axis=axis, which="minor", labelsize=7)
 
 
 def _batch_axis(ax, batches) -> None:
@@ -156,7 +157,7 @@ def throughput_by_family(cases, out_dir, write):
             ax.plot(*zip(*points), linestyle, color=COLORS[models.index(model) % len(COLORS)], marker=marker,
                     markersize=4)
         _batch_axis(ax, batches)
-        _plain_log_y(ax)
+        _plain_log(ax)
         ax.set(xlabel="batch size", ylabel="samples/s", title=f"{family} ({device})" if multi_device else family)
         ax.grid(True, which="major", alpha=0.3)
         ax.legend([Line2D([], [], color=COLORS[i % len(COLORS)]) for i in range(len(models))], models,
@@ -196,19 +197,19 @@ def speedup_chart(runs, vary, base_value, new_value, title, name, out_dir, write
     for ax, mode in zip(axes[0], modes):
         bars = sorted((p for p in found if p.new["mode"] == mode), key=lambda p: p.ratio)
         y = range(len(bars))
-        low = [p.ratio - p.ratio * math.exp(-p.band) if math.isfinite(p.band) else 0 for p in bars]
-        high = [p.ratio * math.exp(p.band) - p.ratio if math.isfinite(p.band) else 0 for p in bars]
+        low = [p.ratio - p.low if math.isfinite(p.band) else 0 for p in bars]  # the verdict's 99% interval
+        high = [p.high - p.ratio if math.isfinite(p.band) else 0 for p in bars]
         ax.barh(list(y), [p.ratio - 1 for p in bars], left=1, xerr=[low, high], height=0.7,
                 color=[VERDICT_COLORS[p.word] for p in bars], error_kw={"elinewidth": 0.8, "capsize": 2})
-        ax.set_yticks(list(y), [p.label + (f" ({p.new['device']})" if multi_device else "") for p in bars], fontsize=8)
+        ax.set_yticks(list(y), [p.label + (f" ({p.new['device']})" if multi_device else "") + ("" if p.paired else " †")
+                                for p in bars], fontsize=8)
         ax.axvline(1, color="black", linewidth=0.8)
         ax.set(xlabel="throughput ratio (1 = no change)", title=MODES[mode])
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(PLAIN)
-        ax.xaxis.set_minor_formatter(PLAIN)
+        _plain_log(ax, "x")
         ax.grid(True, axis="x", alpha=0.3)
     fig.legend([plt.Rectangle((0, 0), 1, 1, color=c) for c in VERDICT_COLORS.values()], list(VERDICT_COLORS),
-               loc="outside lower center", ncols=3, frameon=False, title="verdict (99%, against the noise band)")
+               loc="outside lower center", ncols=3, frameon=False,
+               title="verdict at 99%: bars from rounds timed side by side, or (†) from two cases minutes apart")
     fig.suptitle(title)
     return _save(fig, out_dir, name, write)
 

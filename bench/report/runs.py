@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from ..core import journal
 from ..core.cli import UsageError
 from ..core.records import scaling
-from ..core.stats import latency_summary_ms
+from ..core.stats import latency_summary_ms, paired_ratio
 from .noise import RunNoise, run_noise
 
 DEFAULT_STORAGE = ".benchmarks"
@@ -22,8 +22,17 @@ FIELDS = ("run", "backend", "device", "case", "model", "family", "mode", "batch_
           "reached_target", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_min_ms",
           "latency_max_ms", "latency_stdev_ms", "rounds", "stop_reason", "cv", "compile_s", "achieved_tflops", "mfu",
           "peak_memory_bytes", "peak_memory_note", "machine_speed_flops", "trace_dir", "replicas", "workers",
-          "global_batch", "all_reduce", "scaling")
+          "global_batch", "all_reduce", "scaling", "paired")
 OVERHEAD_GROUP = "harness overhead"  # bench/test_overhead.py
+
+
+def _pooled_pairs(infos) -> list[dict]:
+    """Each twin's paired ratios over every pass of the case, and their median and intervals."""
+    ratios = {}
+    for info in infos:
+        for paired in info.get("paired") or []:
+            ratios.setdefault(paired["against"], []).extend(paired.get("ratios") or [])
+    return [{"against": against, **paired_ratio(found)} for against, found in ratios.items() if found]
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,7 @@ def _flatten(bench: dict, run_name: str, device: str, backend: str) -> dict:
     record["device"] = info.get("device") or device
     record["family"] = info.get("family") or info.get("model")  # a run saved before families: each model its own
     record["top_ops"] = info.get("top_ops") or []
+    record["paired"] = info.get("paired") or []
     return record
 
 
@@ -151,6 +161,7 @@ def _case_record(passes: list[dict], run_name: str, device: str, backend: str) -
     passes = sorted(passes, key=lambda b: b["extra_info"].get("pass", 1))
     record = _flatten(passes[0], run_name, device, backend)
     infos = [b["extra_info"] for b in passes]
+    record["paired"] = _pooled_pairs(infos)
     record["pass_p50_ms"] = [(info.get("latency_ms") or {}).get("p50") for info in infos]
     record["machine_speeds_flops"] = [info["machine_speed_flops"] for info in infos if info.get("machine_speed_flops")]
     if len(infos) < 2 or not all(info.get("round_ms") for info in infos) or not all(record["pass_p50_ms"]):

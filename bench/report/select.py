@@ -2,13 +2,15 @@
 changed and the verdict on their ratio, the settings present, each setting's largest batch, the traced cases."""
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter
 from dataclasses import dataclass
 
 from models.registry import natural_key
 
-from .noise import verdict
+from ..core.stats import half_width
+from .noise import VERDICT_WIDENING, verdict
 
 # What makes a case the case it is; a twin differs from it in the fields a comparison changes, and no other.
 SETTING_FIELDS = ("device", "backend", "model", "input_shape", "mode", "precision", "xla", "batch_size", "replicas",
@@ -41,8 +43,12 @@ class Pair:
     base: dict
     new: dict
     ratio: float  # throughput of new over base
-    band: float  # the verdict's noise band, log terms
+    band: float  # the verdict's noise band, log terms (99%)
     word: str  # faster, slower, within noise
+    paired: bool = False  # timed round by round beside its twin (else: two cases' figures, minutes apart)
+    half95: float = math.inf  # half-width of the ratio's 95% interval, relative to it
+    low: float = 0.0  # the ratio's 99% interval, which the verdict and the plots' bars use
+    high: float = math.inf
 
     @property
     def label(self) -> str:
@@ -50,8 +56,19 @@ class Pair:
 
 
 def judged(base, new, base_noise, new_noise) -> Pair:
+    """The ratio of two cases' throughputs and its verdict at 99%: from the pairs timed round by round where the
+    harness timed `new` beside `base` (the order-statistics interval of the median paired ratio); else from the two
+    cases' own figures, against the noise between passes of the run (bench.report.noise)."""
+    paired = next((p for p in new.get("paired") or [] if p["against"] == base["case"]), None)
+    if paired is not None:
+        ratio, (low, high) = paired["ratio"], paired["ci99"]
+        word = "faster" if low > 1 else "slower" if high < 1 else "within noise"
+        band = math.log(max(high / ratio, ratio / low)) if low > 0 else math.inf
+        return Pair(base, new, ratio, band, word, True, half_width(paired), low, high)
     change, band, word = verdict(base, new, base_noise, new_noise)
-    return Pair(base, new, 1 + change, band, word)
+    ratio = 1 + change
+    return Pair(base, new, ratio, band, word, False, math.expm1(band / VERDICT_WIDENING),
+                ratio * math.exp(-band), ratio * math.exp(band))
 
 
 def pairs(runs, vary: str, base_value, new_value) -> list[Pair]:

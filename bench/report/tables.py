@@ -1,6 +1,7 @@
 """The report's tables, each (caption, headers, rows) of text, formatted from what bench.report.select chose."""
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 from models.registry import natural_key, shape_text
@@ -82,10 +83,12 @@ def _short(text: str, width: int = OP_NAME_WIDTH) -> str:
 
 def machine(view):
     """A column per run, a row per fact: a run's facts side by side stay within the page's width."""
-    def ceilings(m):
-        probes = m.get("peak_probe") or {}
-        return "; ".join(f"{p} {v / 1e12:.3g}" + (f" ({probes[p]})" if p in probes else "")
-                         for p, v in (m.get("peak_flops_per_s") or {}).items()) or MISSING
+    def ceiling(precision):
+        def of_run(r):
+            value = (r.machine.get("peak_flops_per_s") or {}).get(precision)
+            probe = (r.machine.get("peak_probe") or {}).get(precision)
+            return MISSING if value is None else f"{value / 1e12:.3g}" + (f" ({probe})" if probe else "")
+        return of_run
 
     def commit(r):
         found = r.commit.get("id") or MISSING
@@ -97,7 +100,8 @@ def machine(view):
         ("Keras", lambda r: r.machine.get("keras_version", MISSING)),
         ("cores", lambda r: str(r.machine.get("cpu_cores_logical", MISSING))),
         ("memory (GiB)", lambda r: num(r.machine.get("memory_bytes") and r.machine["memory_bytes"] / GIB, ".1f")),
-        ("ceiling (TFLOP/s)", lambda r: ceilings(r.machine)),
+        *((f"ceiling, {p} (TFLOP/s)", ceiling(p)) for p in dict.fromkeys(
+            p for r in view.runs for p in r.machine.get("peak_flops_per_s") or {})),
         ("bandwidth (GB/s)", lambda r: num(r.machine.get("peak_bandwidth_bytes_per_s")
                                            and r.machine["peak_bandwidth_bytes_per_s"] / 1e9, ".1f")),
         ("harness overhead", lambda r: _overhead(r.overhead)), ("cases", lambda r: str(len(r.cases))),
@@ -194,13 +198,22 @@ def speed(view):
     return tables
 
 
+RATIO_NOTE = ("; ± its 95% interval: from the rounds of the two timed side by side, or, marked †, unpaired, from the "
+              "two cases' own figures, minutes apart")
+
+
+def ratio_cell(pair) -> str:
+    interval = f" ±{pair.half95 * 100:.0f}%" if math.isfinite(pair.half95) else ""
+    return f"{pair.ratio:.2f}x{interval}{'' if pair.paired else '†'}"
+
+
 def _ratio_table(view, caption, vary, base_value, new_value):
     """Throughput of `new_value` over `base_value` of one setting, the other settings held, pairs within a run."""
     rows = defaultdict(dict)
     for pair in select.pairs(view.runs, vary, base_value, new_value):
         held = ", ".join(f"{k} {_on_off(pair.new[k]) if k == 'xla' else pair.new[k]}"
                          for k in ("mode", "precision", "xla") if k != vary)
-        rows[(view.label(pair.new), held)][pair.new["batch_size"]] = f"{pair.ratio:.2f}x"
+        rows[(view.label(pair.new), held)][pair.new["batch_size"]] = ratio_cell(pair)
     batches = sorted({b for cells in rows.values() for b in cells})
     body = [(label, held, *(cells.get(b, MISSING) for b in batches))
             for (label, held), cells in sorted(rows.items(), key=lambda kv: (natural_key(kv[0][0]), kv[0][1]))]
@@ -208,13 +221,13 @@ def _ratio_table(view, caption, vary, base_value, new_value):
 
 
 def xla(view):
-    return _ratio_table(view, "What XLA buys: throughput with XLA over without (above 1.00x: XLA is faster)",
-                        "xla", False, True)
+    return _ratio_table(view, f"What XLA buys: throughput with XLA over without (above 1.00x: XLA is faster)"
+                        f"{RATIO_NOTE}", "xla", False, True)
 
 
 def precision(view):
-    return [_ratio_table(view, f"What {p} buys: throughput over float32 (above 1.00x: faster)", "precision",
-                         "float32", p)
+    return [_ratio_table(view, f"What {p} buys: throughput over float32 (above 1.00x: faster){RATIO_NOTE}",
+                         "precision", "float32", p)
             for p in sorted({c["precision"] for c in view.cases} - {"float32"})]
 
 
