@@ -29,7 +29,8 @@ def small_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("small")
     done = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "bench"), "-p", "no:cacheprovider", "--models",
                            "resnet50_transfer", "--input-size", "small", "--mode", "infer", "--batch-sizes", "1",
-                           "--precision", "mixed_bfloat16", "--xla", "off", "--case-seconds", "0.2", "--no-trace",
+                           "--precision", "float32,mixed_bfloat16", "--xla", "off", "--case-seconds", "0.2",
+                           "--no-trace",
                            "--benchmark-json", str(out / "run.json")],
                           capture_output=True, text=True, cwd=out, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -63,6 +64,8 @@ def test_the_main_jobs_console_fits_120_columns_and_says_what_the_session_does(s
     table = [line for line in lines if "test_case[" in line or line.startswith(("Name (time", "-----"))]
     assert any("resnet50_transfer-infer-bs1-noxla-mixed_bfloat16" in line for line in table)  # the longest name
     assert "Median" in next(line for line in table if line.startswith("Name")) and "StdDev" not in stdout
+    medians = [float(line.split()[1].replace(",", "")) for line in table if "test_case[" in line]
+    assert len(medians) > 1 and medians == sorted(medians)  # sorted by the column it shows
     pytest_benchmark_own = "benchmark: "  # its defaults line, which the suite does not write
     too_wide = [line for line in lines if len(line) > 120 and not line.startswith(pytest_benchmark_own)]
     assert not too_wide

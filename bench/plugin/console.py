@@ -9,6 +9,7 @@ import pytest
 from ..engines import current as engine
 from ..measure import device
 from ..measure.matrix import PRECISIONS
+from ..measure.timing import PAIR_TARGET
 from . import session as sessions
 
 NAME_WIDTH = 46  # the longest case id, inception_v4-train-bs256-noxla-mixed_bfloat16
@@ -41,10 +42,11 @@ def header(harness, traces: bool) -> list[str]:
              f"{backend}, "
              f"float32 ceiling {ceiling / 1e12:.3g} TFLOP/s",
              f"cnnbench: {_precisions(harness)}",
-             f"cnnbench: each case: first call timed apart, then at least {matrix.min_rounds} timed rounds in "
-             f"{matrix.case_seconds:g} s (fewer once the median is known to ±{harness.budget.target_error:.0%})"
-             + (f" over {matrix.passes} passes" if matrix.passes > 1 else "")
-             + (", and a profiler trace" if traces else "; no traces"),
+             f"cnnbench: each case: first call timed apart, then timed rounds until its median is known to "
+             f"±{harness.budget.target_error:.0%} (and its ratio to each reference twin, timed beside it round by "
+             f"round, to ±{PAIR_TARGET:.0%}) or {matrix.case_seconds:g} s are spent, {matrix.min_rounds} at least"
+             + (f", over {matrix.passes} passes" if matrix.passes > 1 else "")
+             + ("; and a profiler trace" if traces else "; no traces"),
              "cnnbench: pytest-benchmark's defaults line above does not apply: the harness sets each case's rounds"]
     if planner is None:
         lines.append("cnnbench: no time budget (--time-budget MINUTES sets one)")
