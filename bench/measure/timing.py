@@ -1,4 +1,4 @@
-"""The clock: compile time apart, a pilot that warms up and sizes the run, then timed rounds."""
+"""The clock: compile time apart, a pilot that warms up, then timed rounds that stop when the figures are known."""
 from __future__ import annotations
 
 import math
@@ -45,7 +45,8 @@ def timed_call(fn, *args) -> float:
 
 
 def pilot(fn, args, budget: Budget) -> list[float]:
-    """Warm-up rounds (not reported) whose spread sizes the timed run; at least two unless one is too long."""
+    """Warm-up rounds (not reported), at least two unless one is too long; in a cluster their spread also sizes the
+    timed run (plan_rounds), elsewhere the rounds stop by checking as they go (Rounds)."""
     samples = [timed_call(fn, *args)]
     while len(samples) < budget.pilot_rounds and (budget.fixed_pilot or sum(samples) < budget.max_seconds / 4):
         samples.append(timed_call(fn, *args))
