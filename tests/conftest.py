@@ -1,8 +1,11 @@
 import gzip
 import json
+import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -13,6 +16,10 @@ import pytest
 from bench.engines import start
 
 start()  # as in bench/: the same environment, allocator statistics on the CPU
+
+# The deployment runtimes' exports go to a cache of the tests' own (the runs they start inherit it), not the user's
+EXPORT_CACHE = tempfile.mkdtemp(prefix="cnnbench-test-exports-")
+os.environ["CNNBENCH_EXPORT_CACHE"] = EXPORT_CACHE
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE_MODELS = "lenet5,conv5x5"
@@ -41,6 +48,7 @@ def pytest_sessionstart(session):
 
 def pytest_sessionfinish(session, exitstatus):
     """The tests fail if they changed the user's runs or reports (a run of the suite beside them would too)."""
+    shutil.rmtree(EXPORT_CACHE, ignore_errors=True)
     before, after = session.config.stash.get(USER_FILES, None), _listing()
     if before is None or before == after:
         return

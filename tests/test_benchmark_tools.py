@@ -18,7 +18,7 @@ def test_saved_params_are_the_case_and_its_fields_in_plain_json(smoke_run):
         assert bench["params"] == {"case": info["case"], "model": info["model"], "mode": info["mode"],
                                    "batch_size": info["batch_size"], "xla": info["xla"],
                                    "precision": info["precision"], "replicas": info["replicas"],
-                                   "workers": info["workers"], "pass": info["pass"]}
+                                   "workers": info["workers"], "runtime": info["runtime"], "pass": info["pass"]}
         assert (info["replicas"], info["workers"]) == (1, 1)  # the smoke run is one replica on one host
     assert not any("UNSERIALIZABLE" in str(b.get("params")) for b in run["benchmarks"])
 
@@ -30,6 +30,7 @@ def small_run(tmp_path_factory):
     done = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "bench"), "-p", "no:cacheprovider", "--models",
                            "resnet50_transfer", "--input-size", "small", "--mode", "infer", "--batch-sizes", "1",
                            "--precision", "float32,mixed_bfloat16", "--xla", "off", "--case-seconds", "0.2",
+                           "--runtime", "keras",
                            "--no-trace",
                            "--benchmark-json", str(out / "run.json")],
                           capture_output=True, text=True, cwd=out, timeout=600)

@@ -187,12 +187,12 @@ def test_out_of_memory_skips_the_case_and_the_larger_batches(monkeypatch):
     harness = Harness(Matrix(("lenet5",), {"infer": {False: (1, 8, 32)}}), Budget(min_rounds=1))
     real_step = harness.make_step
 
-    def make_step(case, model, strategy=None):
+    def make_step(case, model, strategy=None, deployed=None):
         if case.batch_size >= 8:
             def step(x, y):
                 raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
             return step, True
-        return real_step(case, model, strategy)
+        return real_step(case, model, strategy, deployed)
 
     monkeypatch.setattr(harness, "make_step", make_step)
     small, medium, large = harness.matrix.cases()
@@ -215,7 +215,7 @@ def test_a_case_outside_the_time_budget_is_skipped_with_that_reason():
     with pytest.raises(pytest.skip.Exception, match="outside the time budget"):
         harness.run(batch8, FakeBenchmark())
     assert harness.skipped == [{"case": batch8.id, "model": "lenet5", "mode": "infer", "batch_size": 8, "xla": False,
-                                "precision": "float32", "replicas": 1, "workers": 1,
+                                "precision": "float32", "replicas": 1, "workers": 1, "runtime": "keras",
                                 "reason": "outside the time budget"}]
     assert len(harness.planner.spent) == 1 and not harness.planner.pending
     harness.cache.clear()

@@ -14,8 +14,9 @@ from bench.core import journal
 from bench.report.__main__ import main as report_main
 
 CASES = 12  # 3 models x 2 batch sizes x 2 precisions, inference without XLA
-ARGS = ("--models", "lenet5,conv5x5,resnet20", "--mode", "infer", "--xla", "off", "--batch-sizes", "1,8",
-        "--precision", "float32,mixed_bfloat16", "--input-size", "small", "--case-seconds", "0.5")
+ARGS = ("--models", "lenet5,conv5x5,resnet20", "--mode", "infer", "--runtime", "keras", "--xla", "off",
+        "--batch-sizes", "1,8", "--precision", "float32,mixed_bfloat16", "--input-size", "small",
+        "--case-seconds", "0.5")
 
 
 def _start(tmp_path, *extra):

@@ -4,19 +4,22 @@ from __future__ import annotations
 import math
 
 SCHEMA_VERSION = 2  # 2: p90/p99 null below their sample counts; median_error
-CASE_FIELDS = ("model", "mode", "batch_size", "xla", "precision", "replicas", "workers")  # a case's axes
+CASE_FIELDS = ("model", "mode", "batch_size", "xla", "precision", "replicas", "workers", "runtime")  # a case's axes
+FIELD_DEFAULTS = {"replicas": 1, "workers": 1, "runtime": "keras"}  # of the axes that older runs did not record
 MODES = {"infer": "inference", "train": "training"}
 # Where a session's time goes (`time_s` of the saved run): "first_call" is tracing, graph optimisation, any XLA
 # compile and the first run of a step; "timed" the rounds the figures come from; "probes" the ceilings and the speed
-# probe beside each case; the saved record adds "other" (start-up, collection, freeing models) and "total".
-PHASES = ("timed", "first_call", "build", "pilot", "trace", "probes")
+# probe beside each case; "export" the deployment runtimes' exports (bench.engines.runtimes); the saved record adds
+# "other" (start-up, collection, freeing models) and "total".
+PHASES = ("timed", "first_call", "build", "export", "pilot", "trace", "probes")
 
 
 def case_params(saved: dict) -> dict:
     """Plain JSON params for pytest-benchmark's own tools, not the Case dataclass it cannot save."""
     info = saved["extra_info"]
     if "case" in info:
-        return {"case": info["case"], **{key: info.get(key, 1) for key in CASE_FIELDS}, "pass": info["pass"]}
+        return {"case": info["case"], **{key: info.get(key, FIELD_DEFAULTS.get(key)) for key in CASE_FIELDS},
+                "pass": info["pass"]}
     return saved.get("params") or {"case": saved["name"]}  # the overhead test: compare --group-by=param:case
 
 

@@ -5,6 +5,7 @@ import time
 import zlib
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import pytest
 
 import models
@@ -14,7 +15,9 @@ from ..core.records import CASE_FIELDS, SCHEMA_VERSION, case_params
 from ..core.stats import latency_summary_ms, median_error, paired_ratio
 from ..cost import facts
 from ..engines import current as engine
+from ..engines import runtimes
 from ..engines.distribute import Scale
+from ..engines.runtimes import KERAS, exports
 from . import device, plan
 from .matrix import Case, Matrix
 from .model_cache import ModelCache
@@ -23,13 +26,38 @@ from .timing import Budget, PhaseClock, Rounds, pilot, plan_rounds, timed_call
 
 def step_key(case: Case) -> tuple:
     """The cases of one built model that share a step: bench.measure.model_cache keeps it for every batch size."""
-    return case.precision, case.mode, case.xla
+    return case.runtime, case.precision, case.mode, case.xla
 
 
 def reference_twins(case: Case) -> list[Case]:
-    """The cases the report compares `case` with: the same with XLA off, and in float32 (bench.report.select)."""
+    """The cases the report compares `case` with (bench.report.select): the same with XLA off, and in float32; a
+    deployment runtime's case, the Keras float32 case without XLA, and its own float32 case for int8."""
+    if case.runtime != KERAS:
+        return [replace(case, runtime=KERAS, precision="float32")] + (
+            [replace(case, precision="float32")] if case.precision != "float32" else [])
     return ([replace(case, xla=False)] if case.xla else []) + (
         [replace(case, precision="float32")] if case.precision != "float32" else [])
+
+
+RUNTIME_ON_JAX = "the deployment runtimes take Keras's exports through TensorFlow: run them with --backend tensorflow"
+
+
+def unsupported(case: Case) -> str | None:
+    """Why this engine cannot run a case, or None."""
+    if case.runtime != KERAS:
+        return RUNTIME_ON_JAX if engine().NAME != "tensorflow" else None
+    return engine().unsupported(case)
+
+
+CEILING_OF_EXECUTED = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+def ceiling_precision(case: Case, executed: str | None) -> str | None:
+    """The precision whose measured ceiling bounds a case: a runtime's is the one it really runs in (OpenVINO picks
+    bf16 by itself on a CPU that has it); None for int8, whose ceiling no probe measures."""
+    if case.runtime == KERAS:
+        return case.precision
+    return CEILING_OF_EXECUTED.get(executed or "")
 
 
 def flops_per_step(case: Case, cost, global_batch: int | None = None) -> float:
@@ -60,6 +88,8 @@ class Harness:
     scale: Scale = field(default_factory=Scale)  # the strategies of replicas and workers
     lost: str | None = None  # why the cluster broke: the session stops after the case that found it
     timed: set = field(default_factory=set)  # test ids measured in this session, which a later case can pair with
+    export_root: str = field(default_factory=exports.default_root)  # the deployment runtimes' export cache
+    failed_exports: dict = field(default_factory=dict)  # (runtime, model, precision) -> why: its other cases skip
 
     def skip(self, case: Case, reason: str, *, failed: bool = False):
         """Record why a case was not measured (in the journal at once) and end it: a skip, or a failure."""
@@ -102,9 +132,9 @@ class Harness:
         failed_at = self.out_of_memory.get(_oom_key(case))
         if failed_at is not None and case.batch_size > failed_at:
             self.skip(case, f"out of memory at batch {failed_at}")
-        unsupported = engine().unsupported(case)
-        if unsupported:
-            self.skip(case, unsupported)
+        reason = unsupported(case)
+        if reason:
+            self.skip(case, reason)
 
     def budget_for(self, case: Case) -> Budget:
         """A pass's share of the case's time; the latency scenario (`--latency-samples N`) times N single-sample
@@ -114,8 +144,12 @@ class Harness:
                            max_seconds=self.matrix.latency_seconds, within_time=True)
         return replace(self.budget, max_seconds=self.budget.max_seconds / self.matrix.passes)
 
-    def make_step(self, case: Case, model, strategy=None):
-        """(step, whether it is new): a built model's step for a mode and XLA setting serves every batch size."""
+    def make_step(self, case: Case, model, strategy=None, deployed=None):
+        """(step, whether it is new): a built model's step for a mode and XLA setting serves every batch size; a
+        deployment runtime's serves every batch size of its export (`deployed`)."""
+        if deployed is not None:
+            return self.cache.step(step_key(case), lambda: runtimes.RuntimeStep(
+                runtimes.module(case.runtime), deployed.path, runtimes.threads()))
         if case.mode == "infer":
             return self.cache.step(step_key(case),
                                    lambda: engine().inference_step(model, xla=case.xla, strategy=strategy))
@@ -123,17 +157,34 @@ class Harness:
             model, xla=case.xla, precision=case.precision, strategy=strategy))
 
     def twins(self, case: Case) -> dict:
-        """case id -> step of each reference twin the report compares `case` with (the same case with XLA off, and
-        in float32) that this session timed earlier in the same pass and whose step is still built: its rounds are
-        timed beside the case's (bench.measure.timing.Rounds). Not in a cluster, whose workers run fixed rounds."""
+        """case id -> (step, twin case) of each reference twin the report compares `case` with (reference_twins)
+        that this session timed earlier in the same pass and whose step is still built: its rounds are timed beside
+        the case's (bench.measure.timing.Rounds). Not in a cluster, whose workers run fixed rounds."""
         if self.scale.cluster is not None or case.replicas > 1:
             return {}
         found = {}
         for twin in reference_twins(case):
             step = self.cache.built_step(step_key(twin)) if twin.test_id in self.timed else None
             if step is not None:
-                found[twin.id] = step
+                found[twin.id] = (step, twin)
         return found
+
+    def export(self, case: Case, model):
+        """The case's export for its runtime (bench.engines.runtimes.exports), made from the Keras float32 model or
+        taken from the cache; a converter's failure skips the case with its one-line reason."""
+        key = case.runtime, case.model, case.precision
+        if key in self.failed_exports:
+            self.skip(case, self.failed_exports[key])
+        runtime = runtimes.module(case.runtime)
+        try:
+            with self.clock("export"):
+                return exports.make(self.export_root, runtime, model, case.model, self.matrix.input_size,
+                                    case.precision)
+        except Exception as err:  # noqa: BLE001  (each converter fails in its own way)
+            lines = str(err).strip().splitlines()
+            self.failed_exports[key] = f"{runtime.LABEL} export failed: {type(err).__name__}" + (
+                f": {lines[0][:200]}" if lines else "")
+            self.skip(case, self.failed_exports[key])
 
     def run(self, case: Case, benchmark) -> None:
         self.clock.case, self.last_result = {}, None
@@ -144,6 +195,7 @@ class Harness:
             if not self.scale.agree(admitted):  # in a cluster, the chief's plan
                 self.skip(case, plan.OUTSIDE)
             benchmark.group = case.model
+            estimate = self.planner.estimate_of(case) if self.planner is not None else None
             try:
                 self._measure(case, benchmark)
             except Exception as err:  # noqa: BLE001  (each engine has its own out-of-memory error)
@@ -153,6 +205,8 @@ class Harness:
                 self.cache.clear()
                 self.skip(case, f"out of memory at batch {case.batch_size}")
             measured = time.perf_counter() - started
+            if estimate is not None and "case" in benchmark.extra_info:  # how the plan's estimate held
+                benchmark.extra_info["estimate_s"] = {"planned": round(estimate, 3), "measured": round(measured, 3)}
         except self.scale.lost_errors() as err:
             self.lost = self.scale.lost_reason(err)
             self.skip(case, self.lost, failed=True)
@@ -163,31 +217,42 @@ class Harness:
     def _measure(self, case: Case, benchmark) -> None:
         clock = self.clock
         strategy = self.scale.strategy(case)
-        with clock("build"):
-            model, cost = self.cache.get(case.model, case.precision, self.matrix.input_size, strategy)
+        deploying = case.runtime != KERAS
+        with clock("build"):  # a runtime's export is made from the float32 model
+            model, cost = self.cache.get(case.model, "float32" if deploying else case.precision,
+                                         self.matrix.input_size, strategy)
+        deployed = self.export(case, model) if deploying else None
         x, y = engine().synthetic_batch(model, case.batch_size, strategy)
-        step, new_step = self.make_step(case, model, strategy)
         engine().wait((x, y))
+        host_x = np.asarray(x) if deploying else None  # a runtime's input: numpy, made before any timing
+
+        def batch_of(which: Case):
+            return (host_x, y) if which.runtime != KERAS else (x, y)
+
+        step, new_step = self.make_step(case, model, strategy, deployed)
+        args = batch_of(case)
         engine().reset_peak_memory()
         with clock("first_call"):
-            compile_s = timed_call(step, x, y)  # tracing (+ XLA compile) and the first run
+            compile_s = timed_call(step, *args)  # tracing (+ XLA compile) or a runtime's session, and the first run
         budget = self.budget_for(case).after_first_call(compile_s)
         twins = self.twins(case)
         with clock("pilot"):
-            pilot_samples = pilot(step, (x, y), budget)
+            pilot_samples = pilot(step, args, budget)
         # the step's own peak, reached by its first call and pilot: its twins run beside it from here on
         peak_memory, peak_memory_note = engine().peak_memory()
+        if deploying:
+            peak_memory, peak_memory_note = None, "a deployment runtime's allocator, which the engine does not see"
         with clock("pilot"):
-            for twin_step in twins.values():  # built and traced at this batch size: a call to warm it
-                timed_call(twin_step, x, y)
+            for twin_step, twin in twins.values():  # built and traced at this batch size: a call to warm it
+                timed_call(twin_step, *batch_of(twin))
         paired = []
         if self.scale.cluster is not None:  # every worker runs the chief's count of rounds, to the step
             rounds, stop_reason = plan_rounds(pilot_samples, budget)
             with clock("timed"):
-                benchmark.pedantic(timed_call, args=(step, x, y), rounds=self.scale.agree(rounds), iterations=1,
+                benchmark.pedantic(timed_call, args=(step, *args), rounds=self.scale.agree(rounds), iterations=1,
                                    warmup_rounds=0)
         else:
-            timed = Rounds(step, (x, y), budget, {name: (s, (x, y)) for name, s in twins.items()},
+            timed = Rounds(step, args, budget, {name: (s, batch_of(twin)) for name, (s, twin) in twins.items()},
                            seed=zlib.crc32(case.test_id.encode()))
             with clock("timed"):
                 stop_reason = timed.run(benchmark)
@@ -205,7 +270,10 @@ class Harness:
         scale = self.scale.record(case, strategy)
         step_flops = flops_per_step(case, cost, scale["global_batch"])
         achieved = step_flops / median_s
-        ceiling = self.peaks.flops(case.precision) * self.scale.devices(case, strategy)
+        deployment = self.deployment_record(case, step, deployed) if deploying else {}
+        bound_by = ceiling_precision(case, deployment.get("executed_precision"))
+        ceiling = (self.peaks.flops(bound_by) * self.scale.devices(case, strategy)
+                   if bound_by in (*self.speedups, case.precision) and bound_by else None)
         benchmark.extra_info.update({
             "schema_version": SCHEMA_VERSION, "case": case.id, "model": case.model,
             "family": models.entry(case.model).family, "mode": case.mode, "batch_size": case.batch_size,
@@ -216,7 +284,8 @@ class Harness:
             "flops_per_sample": cost.flops, "activation_bytes_per_sample": cost.activation_bytes,
             "flops_per_step": step_flops, "latency_ms": latency,
             "throughput": scale["global_batch"] / median_s, "compile_s": compile_s, "first_call_traced": new_step,
-            "achieved_tflops": achieved / 1e12, "mfu": achieved / ceiling,
+            "achieved_tflops": achieved / 1e12, "mfu": achieved / ceiling if ceiling else None,
+            "mfu_ceiling": bound_by if ceiling else None, "runtime": case.runtime,
             "ceiling_devices": self.scale.devices(case, strategy),
             "peak_memory_bytes": peak_memory, "peak_memory_note": peak_memory_note, "backend": engine().NAME,
             "rounds": len(samples), "stop_reason": stop_reason,
@@ -225,29 +294,48 @@ class Harness:
             "reached_target": error is not None and error <= self.budget.target_error,
             "machine_speed_flops": machine_speed, "pass": case.pass_index, "passes": self.matrix.passes,
             "round_ms": [float(f"{t * 1e3:.5g}") for t in samples],  # each pass's rounds, pooled by the report
-            **scale,
+            **scale, **deployment,
         })
         if paired:  # the case's throughput over each twin's, from rounds timed side by side
             benchmark.extra_info["paired"] = paired
         if self.tracer is not None and case.pass_index == 1 and (new_step or self.tracer.every_batch_size):
             with clock("trace"):
                 steps = self.scale.agree(self.tracer.steps_for(median_s))
-                benchmark.extra_info.update(self.tracer.capture(case, step, (x, y), steps))
+                if deploying:
+                    benchmark.extra_info.update(self.tracer.capture_runtime(
+                        case, runtimes.module(case.runtime), deployed.path, host_x, steps, runtimes.threads()))
+                else:
+                    benchmark.extra_info.update(self.tracer.capture(case, step, (x, y), steps))
         benchmark.extra_info["time_s"] = {phase: round(seconds, 3) for phase, seconds in clock.case.items()}
         self.timed.add(case.test_id)
 
+    @staticmethod
+    def deployment_record(case: Case, step, deployed) -> dict:
+        """What a deployment runtime's case adds: the export, the precision the runtime really ran, its threads, and
+        its output against the Keras float32 model's on the export's reference input."""
+        runtime = runtimes.module(case.runtime)
+        fidelity = exports.relative_error(step(deployed.reference_input), deployed.reference_output)
+        return {"runtime_label": runtime.LABEL, "runtime_versions": runtime.versions(),
+                "executed_precision": step.session.executed_precision, "threads": step.threads,
+                "compiles": runtime.COMPILES,
+                "export": {"format": runtime.FORMAT, "seconds": deployed.seconds, "size_bytes": deployed.size_bytes,
+                           "cached": deployed.cached},
+                "fidelity": {"max_relative_error": fidelity, "against": "Keras float32, the same weights and input",
+                             "samples": int(deployed.reference_input.shape[0])}}
 
-def open_session(matrix: Matrix, *, tracer=None, started: float | None = None, scale: Scale | None = None) -> Harness:
+
+def open_session(matrix: Matrix, *, tracer=None, started: float | None = None, scale: Scale | None = None,
+                 export_root: str | None = None) -> Harness:
     """The session's harness: ceilings measured in every candidate precision, the precisions the device runs fast
     kept (all of them when named; in a cluster, those the chief keeps), and the cases planned to the time budget,
     counted from `started`."""
     scale = scale or Scale()
     budget = Budget(min_rounds=matrix.min_rounds, max_seconds=matrix.case_seconds, fixed_pilot=bool(scale.cluster))
-    harness = Harness(matrix, budget, tracer=tracer, scale=scale)
+    harness = Harness(matrix, budget, tracer=tracer, scale=scale, export_root=export_root or exports.default_root())
     probing = time.perf_counter()
     harness.started = started if started is not None else probing
     with harness.clock("probes"):
-        harness.speedups = device.speedups(harness.peaks, matrix.precisions)
+        harness.speedups = device.speedups(harness.peaks, matrix.precisions or ("float32",))
     if not matrix.explicit_precisions:
         fast = device.fast_precisions(harness.speedups)
         kept = scale.agree(sum(1 << i for i, p in enumerate(matrix.precisions) if p in fast))
@@ -257,30 +345,43 @@ def open_session(matrix: Matrix, *, tracer=None, started: float | None = None, s
         # the README runs after it (about 10 s with its plots): a Zen 4 default run and report took 19 min 59 s
         reserve = (time.perf_counter() - probing) * len(harness.matrix.precisions) / len(matrix.precisions) + 20.0
         deadline = harness.started + harness.matrix.time_budget * 60
-        harness.planner = make_planner(harness.matrix, {p: harness.peaks.flops(p) for p in harness.matrix.precisions},
-                                       plan.GPU_TIMINGS if device.gpu() else plan.CPU_TIMINGS, tracer, deadline,
-                                       reserve)
+        ceilings = {p: harness.peaks.flops(p) for p in {"float32", *harness.matrix.precisions}}
+        harness.planner = make_planner(harness.matrix, ceilings, plan.GPU_TIMINGS if device.gpu() else plan.CPU_TIMINGS,
+                                       tracer, deadline, reserve, harness.export_root)
     return harness
 
 
+def export_estimate(visit: Case, known, timings: plan.Timings, export_root: str | None, input_size: str) -> float:
+    """Seconds a deployment runtime's case will spend exporting: none when the export is cached, or in a later
+    pass (the first made it)."""
+    if visit.runtime == KERAS or visit.pass_index > 1:
+        return 0.0
+    runtime = runtimes.module(visit.runtime)
+    if export_root and exports.find(export_root, runtime, visit.model, input_size, visit.precision):
+        return 0.0
+    return timings.export(visit, known)
+
+
 def make_planner(matrix: Matrix, ceilings: dict, timings: plan.Timings, tracer, deadline: float | None,
-                 reserve: float = 0.0) -> plan.Planner:
+                 reserve: float = 0.0, export_root: str | None = None) -> plan.Planner:
     """A planner for the matrix's visits on a device of these ceilings (FLOP/s by precision) and timings."""
     known = facts.lookup(matrix.models, matrix.input_size)
-    visits = [visit for visit in matrix.visits() if not engine().unsupported(visit)]  # the others are skipped
+    visits = [visit for visit in matrix.visits() if not unsupported(visit)]  # the others are skipped
     planned = {visit.test_id for visit in visits}
     estimates = {}
     for visit in visits:
         seconds = matrix.case_seconds
+        ceiling = ceilings[visit.precision if visit.runtime == KERAS else "float32"]
         if matrix.latency_samples and visit.mode == "infer" and visit.batch_size == 1 and visit.pass_index == 1:
-            step = timings.step(visit, known[visit.model], ceilings[visit.precision])
+            step = timings.step(visit, known[visit.model], ceiling)
             seconds = min(matrix.latency_seconds, matrix.latency_samples * step) * matrix.passes
         traced = tracer is not None and visit.pass_index == 1
         estimates[visit.test_id] = plan.estimate_case(
-            visit, known[visit.model], ceilings[visit.precision], timings, min_rounds=matrix.min_rounds,
+            visit, known[visit.model], ceiling, timings, min_rounds=matrix.min_rounds,
             case_seconds=seconds, passes=matrix.passes, trace_steps=tracer.steps_for if traced else None,
             trace_every_batch_size=traced and tracer.every_batch_size,
-            paired=any(twin.test_id in planned for twin in reference_twins(visit)))
+            paired=any(twin.test_id in planned for twin in reference_twins(visit)),
+            export_s=export_estimate(visit, known[visit.model], timings, export_root, matrix.input_size))
     builds = {name: timings.build(known[name]) for name in matrix.models}
     return plan.Planner(visits, estimates, builds, deadline, reserve)
 

@@ -6,9 +6,12 @@ from dataclasses import dataclass, field, replace
 from models.registry import INPUT_SIZES
 
 from ..core.records import MODES
+from ..engines.runtimes import KERAS, RUNTIMES
+from ..engines.runtimes import PRECISIONS as RUNTIME_PRECISIONS
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")  # of the Keras backend's own steps
 XLA_VALUES = {"on": True, "off": False}
+RUNTIME_CHOICES = (KERAS, *RUNTIMES)
 
 
 @dataclass(frozen=True)
@@ -21,9 +24,12 @@ class Case:
     pass_index: int = 1  # which of the matrix's passes over the session times it (1 also traces it)
     replicas: int = 1  # data-parallel replicas on this host's devices (bench.engines.distribute); per-replica batch
     workers: int = 1  # hosts of a tf.distribute cluster (TF_CONFIG) that run the case together
+    runtime: str = KERAS  # or a deployment runtime (bench.engines.runtimes), which has no XLA axis
 
     @property
     def id(self) -> str:
+        if self.runtime != KERAS:
+            return f"{self.model}-{self.mode}-bs{self.batch_size}-{self.runtime}-{self.precision}"
         scale = (f"-r{self.replicas}" if self.replicas > 1 else "") + (f"-w{self.workers}" if self.workers > 1 else "")
         return f"{self.model}-{self.mode}-bs{self.batch_size}-{'xla' if self.xla else 'noxla'}-{self.precision}{scale}"
 
@@ -52,6 +58,10 @@ class Matrix:
     passes: int = 1  # times each case is visited, spread over the session; each pass gets 1/passes of case_seconds
     replicas: tuple[int, ...] = (1,)  # data-parallel replicas on this host (MirroredStrategy)
     workers: int = 1  # a cluster's size (TF_CONFIG): its cases run on 1 worker (each alone) and on all of them
+    keras: bool = True  # the Keras backend's own cases (not when --runtime leaves keras out)
+    runtimes: tuple[str, ...] = ()  # deployment runtimes: inference of each model exported by Keras (CPU)
+    runtime_precisions: tuple[str, ...] = RUNTIME_PRECISIONS
+    runtime_batches: tuple[int, ...] | None = None  # None: the inference batch sizes
 
     def scales(self) -> list[tuple[int, int]]:
         """(replicas, workers) of the cases: the one-replica baseline first, which a scaled case is compared with."""
@@ -61,11 +71,24 @@ class Matrix:
         """Adjacent cases share a model, precision and scale, so one built model serves them all. A case's reference
         twins (float32, XLA off) come before it, so that its rounds can be timed beside theirs. XLA is not measured
         across replicas: Keras leaves jit_compile off under tf.distribute."""
+        return [case for model in self.models for case in self._keras_cases(model) + self._runtime_cases(model)]
+
+    def _keras_cases(self, model: str) -> list[Case]:
+        if not self.keras or not self.precisions:
+            return []
         precisions = sorted(self.precisions, key=lambda p: p != "float32")
         return [Case(model, mode, batch, xla, precision, replicas=replicas, workers=workers)
-                for model in self.models for precision in precisions for replicas, workers in self.scales()
+                for precision in precisions for replicas, workers in self.scales()
                 for mode, settings in self.grid.items() for xla, sizes in sorted(settings.items())
                 for batch in sizes if not (xla and (replicas > 1 or workers > 1))]
+
+    def _runtime_cases(self, model: str) -> list[Case]:
+        """After the model's Keras cases, whose float32 inference steps are still built to be timed beside them."""
+        if "infer" not in self.grid or self.workers > 1:
+            return []
+        batches = self.runtime_batches or sorted({b for sizes in self.grid["infer"].values() for b in sizes})
+        return [Case(model, "infer", batch, False, precision, runtime=runtime)
+                for runtime in self.runtimes for precision in self.runtime_precisions for batch in batches]
 
     def visits(self) -> list[Case]:
         """Every case once per pass, pass after pass: the passes of a case see the machine at different times."""
@@ -84,8 +107,9 @@ GPU_BUDGET_MINUTES = 60.0  # the README's "A default run on a GPU" says what fit
 # without XLA: compiling a training step with XLA took 10 s (VGG-19) to 71 s (ResNet-152) on a 2-core CPU, and the
 # compiled step was no faster (ResNet-152 6.1 s vs 3.2 s). 4 s of timed rounds a case (more after a long first
 # call): at 2.5 s the first calls (tracing, graph optimisation, compiles) took 40% of the run, the timed rounds 30%.
+# The deployment runtimes that are installed join it at batch 1 (resolve): a deployment's first question.
 CPU_DEFAULT = Matrix(ALL, {"infer": {False: (1, 8), True: (1,)}, "train": {False: (2,)}}, precisions=PRECISIONS,
-                     min_rounds=3, case_seconds=4.0, time_budget=CPU_BUDGET_MINUTES)
+                     min_rounds=3, case_seconds=4.0, time_budget=CPU_BUDGET_MINUTES, runtime_batches=(1,))
 
 # Each preset is a Matrix with its models still as patterns and its candidate precisions.
 PRESETS = {
@@ -136,10 +160,12 @@ def parse_choice(text: str, option: str, choices) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def resolve(options: dict, gpu, xla_settings=(False, True)) -> Matrix:
+def resolve(options: dict, gpu, xla_settings=(False, True), installed_runtimes=(), default_runtimes=()) -> Matrix:
     """The matrix for these options (None where not given) on this device (`gpu` is falsy on a CPU), for an engine
     with these XLA settings. On an engine that always compiles (JAX) every batch size of a mode is measured with
     XLA; its XLA-off cases are in the matrix only when `--xla` names them, and are skipped with the reason.
+    The default run on a CPU adds `default_runtimes` (the deployment runtimes installed, on TensorFlow); `--runtime`
+    names them, and naming one not in `installed_runtimes` is an error.
 
     Raises ValueError with a one-line message for bad input.
     """
@@ -166,9 +192,20 @@ def resolve(options: dict, gpu, xla_settings=(False, True)) -> Matrix:
     if False not in xla_settings and not options.get("xla"):
         matrix = replace(matrix, grid={mode: {True: tuple(sorted({b for sizes in settings.values() for b in sizes}))}
                                        for mode, settings in matrix.grid.items()})
+    if preset == "default" and not gpu:
+        matrix = replace(matrix, runtimes=tuple(default_runtimes))
+    if options.get("runtime"):
+        named = parse_choice(options["runtime"], "--runtime", RUNTIME_CHOICES)
+        absent = [name for name in named if name != KERAS and name not in installed_runtimes]
+        if absent:
+            raise ValueError(f"--runtime {absent[0]}: not installed (the deploy extra: pip install -e '.[deploy]')")
+        matrix = replace(matrix, keras=KERAS in named, runtimes=tuple(n for n in named if n != KERAS))
+    if options.get("batch_sizes"):
+        matrix = replace(matrix, runtime_batches=None)
     if options.get("precision"):
-        matrix = replace(matrix, precisions=parse_choice(options["precision"], "--precision", PRECISIONS),
-                         explicit_precisions=True)
+        named = parse_choice(options["precision"], "--precision", (*PRECISIONS, "int8"))
+        matrix = replace(matrix, precisions=tuple(p for p in named if p in PRECISIONS), explicit_precisions=True,
+                         runtime_precisions=tuple(p for p in named if p in RUNTIME_PRECISIONS))
     if options.get("replicas"):
         matrix = replace(matrix, replicas=parse_counts(options["replicas"], "--replicas"))
     if options.get("workers", 1) > 1:

@@ -10,13 +10,18 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ..cost.facts import ModelFacts
+from ..engines.runtimes import KERAS
 from .matrix import Case
 from .timing import timed_seconds
 
 # Every model first gets its cheapest inference case; then the axes, in this order, are added to it: a case's tier
 # is the highest-ranked axis in which it differs from that first case (0 for the first case itself).
-AXIS_PRIORITY = ("batch_size", "precision", "mode", "xla")
+# A deployment runtime's case differs in its runtime first: the deployment question comes right after the base.
+AXIS_PRIORITY = ("runtime", "batch_size", "precision", "mode", "xla")
 OUTSIDE = "outside the time budget"
+# The zoo's exports took 0.03 s (a module, ONNX int8) to 100 s (AlexNet, ONNX): a fresh machine's default run could
+# spend its budget exporting. Exports estimated longer than this, and not cached, come last in its priority.
+DEFERRED_EXPORT_S = 10.0
 CORRECTION_LIMITS = (0.25, 4.0)  # how far measured times may scale the remaining estimates
 # The correction starts as if this many seconds had run exactly as estimated: without it, the first case alone (its
 # model build and first call over- or underestimated) swung a Zen 4 run's time left from 19.7 to 9.0 min and back.
@@ -41,15 +46,32 @@ class Timings:
     trace_per_layer: dict
     case_fixed: float  # pytest, the speed probe beside the case, freeing tensors
     rounds_to_target: int = 50  # a fast step's rounds stop about here, its median known to ±2% (fitted)
+    # deployment runtimes: their step against TensorFlow's, the session's making per layer, and an export's seconds
+    # as (fixed, per layer, per parameter) by runtime and precision (int8: the quantization of the float32 export)
+    runtime_step: float = 0.8
+    session_per_layer: float = 2e-3
+    exports: dict = field(default_factory=dict)
 
     def step(self, case: Case, facts: ModelFacts, ceiling: float) -> float:
         flops = facts.flops if case.mode == "infer" else facts.training_flops
-        return (facts.layers * self.step_per_layer[case.mode]
-                + flops * case.batch_size / (ceiling * self.efficiency[case.mode]))
+        seconds = (facts.layers * self.step_per_layer[case.mode]
+                   + flops * case.batch_size / (ceiling * self.efficiency[case.mode]))
+        return seconds * (self.runtime_step if case.runtime != KERAS else 1.0)
+
+    def export(self, case: Case, facts: ModelFacts) -> float:
+        fixed, per_layer, per_param = self.exports.get((case.runtime, case.precision), (5.0, 0.05, 1e-6))
+        return fixed + per_layer * facts.layers + per_param * facts.params
 
     def build(self, facts: ModelFacts) -> float:
         return facts.layers * self.build_per_layer + facts.params * self.build_per_param
 
+
+# Exports, (fixed, per layer, per parameter) seconds, fitted to 111 exports of 19 models on a 2-core AMD EPYC Zen 4
+# (Keras 3.15, tf2onnx 1.17, TensorFlow's converter, OpenVINO 2026.4, NNCF 3.4): 18 min for those 19 models, AlexNet
+# to ONNX alone 100 s. They run on the host's CPU on any device.
+RUNTIME_EXPORTS = {("litert", "float32"): (0.6, 0.075, 0.16e-6), ("litert", "int8"): (0.3, 0.075, 0.43e-6),
+                   ("onnxruntime", "float32"): (0.6, 5e-3, 1.1e-6), ("onnxruntime", "int8"): (0.05, 8.5e-3, 0.12e-6),
+                   ("openvino", "float32"): (2.0, 0.024, 0.1e-6), ("openvino", "int8"): (0.55, 0.013, 0.17e-6)}
 
 # Fitted to a run of 8 models (4 cases each) on a 2-core AMD EPYC Zen 3 with AVX2, TensorFlow 2.21; a run scales
 # them by what it measures as it goes.
@@ -57,14 +79,16 @@ CPU_TIMINGS = Timings(efficiency={"infer": 0.8, "train": 0.5}, step_per_layer={"
                       first_call_per_layer={("infer", False): 5.5e-3, ("infer", True): 11e-3,
                                             ("train", False): 30e-3, ("train", True): 120e-3},
                       xla_compile_fixed=0.3, build_per_layer=5e-3, build_per_param=12e-9,
-                      trace_fixed=0.1, trace_per_layer={"infer": 1.2e-3, "train": 4e-3}, case_fixed=0.15)
+                      trace_fixed=0.1, trace_per_layer={"infer": 1.2e-3, "train": 4e-3}, case_fixed=0.15,
+                      exports=RUNTIME_EXPORTS)
 # On paper (no GPU was at hand): kernel launches of 5-10 us, cuDNN autotuning on a step's first call, XLA compiles
 # slower than on a CPU, traces with a device plane to convert as well.
 GPU_TIMINGS = Timings(efficiency={"infer": 0.4, "train": 0.35}, step_per_layer={"infer": 20e-6, "train": 60e-6},
                       first_call_per_layer={("infer", False): 8e-3, ("infer", True): 30e-3,
                                             ("train", False): 30e-3, ("train", True): 120e-3},
                       xla_compile_fixed=1.0, build_per_layer=5e-3, build_per_param=5e-9,
-                      trace_fixed=1.0, trace_per_layer={"infer": 2e-3, "train": 6e-3}, case_fixed=0.2)
+                      trace_fixed=1.0, trace_per_layer={"infer": 2e-3, "train": 6e-3}, case_fixed=0.2,
+                      exports=RUNTIME_EXPORTS)
 
 
 @dataclass(frozen=True)
@@ -74,6 +98,7 @@ class CaseEstimate:
     new_step: float  # what tracing the step adds, when the case is the first of its step
     timed: float = 0.0  # of `seconds`, the timed rounds
     new_step_timed: float = 0.0  # of `new_step`, the timed rounds that a first call's cost stretches
+    export: float = 0.0  # of `new_step`, a deployment runtime's export (0 when cached)
 
 
 class Plan(NamedTuple):
@@ -84,14 +109,20 @@ class Plan(NamedTuple):
 
 def estimate_case(case: Case, facts: ModelFacts, ceiling: float, timings: Timings, *, min_rounds: int,
                   case_seconds: float, passes: int, trace_steps=None, trace_every_batch_size: bool = False,
-                  paired: bool = False) -> CaseEstimate:
+                  paired: bool = False, export_s: float = 0.0) -> CaseEstimate:
     """First call, pilot, timed rounds, trace (`trace_steps(step seconds)` steps, when traced: with the step's
     first batch size, or every one) and fixed costs, as bench.measure.harness runs a case. A case timed beside its
-    reference twins (`paired`) takes its whole seconds: a paired ratio is seldom known within ±5% sooner."""
+    reference twins (`paired`) takes its whole seconds: a paired ratio is seldom known within ±5% sooner. A
+    deployment runtime's step is new with its export (`export_s`, 0 when cached) and its session; its trace is a
+    profile in a session of its own."""
     step = timings.step(case, facts, ceiling)
-    tracing = facts.layers * timings.first_call_per_layer[(case.mode, case.xla)]
-    first_call = step + (timings.xla_compile_fixed + tracing / 2 if case.xla else 0.0)  # XLA compiles every shape
-    new_step = tracing / 2 if case.xla else tracing
+    if case.runtime != KERAS:
+        tracing = facts.layers * timings.session_per_layer
+        first_call, new_step = step, tracing + export_s
+    else:
+        tracing = facts.layers * timings.first_call_per_layer[(case.mode, case.xla)]
+        first_call = step + (timings.xla_compile_fixed + tracing / 2 if case.xla else 0.0)  # XLA compiles every shape
+        new_step = tracing / 2 if case.xla else tracing
 
     def pilot_and_timed(first_call_s):
         budget = timed_seconds(case_seconds / passes, first_call_s)
@@ -103,19 +134,22 @@ def estimate_case(case: Case, facts: ModelFacts, ceiling: float, timings: Timing
                                                                        (pilot, timed)))
     new_step += stretched_pilot + stretched_timed
     trace = 0.0
-    if trace_steps is not None:
+    if trace_steps is not None and case.runtime != KERAS:
+        trace = tracing + trace_steps(step) * step
+    elif trace_steps is not None:
         trace = timings.trace_fixed + facts.layers * timings.trace_per_layer[case.mode] + trace_steps(step) * step
     own = first_call + pilot + timed + timings.case_fixed
     if trace_every_batch_size:
-        return CaseEstimate(step, own + trace, new_step, timed, stretched_timed)
-    return CaseEstimate(step, own, new_step + trace, timed, stretched_timed)
+        return CaseEstimate(step, own + trace, new_step, timed, stretched_timed, export_s)
+    return CaseEstimate(step, own, new_step + trace, timed, stretched_timed, export_s)
 
 
 def tiers(visits: list[Case], cost) -> dict[str, int]:
     """test_id -> tier. Each model's base is its cheapest inference case in the reference settings: float32, no XLA,
     the smallest batch (as near to that as the matrix has)."""
     def key(visit: Case):
-        return visit.mode != "infer", visit.precision != "float32", visit.xla, visit.batch_size, cost(visit)
+        return (visit.mode != "infer", visit.runtime != KERAS, visit.precision != "float32", visit.xla,
+                visit.batch_size, cost(visit))
 
     base = {}
     for visit in visits:
@@ -132,12 +166,13 @@ def tiers(visits: list[Case], cost) -> dict[str, int]:
 
 def step_group(visit: Case):
     """The visits that share one traced step: bench.measure.model_cache keeps it across batch sizes."""
-    return visit.pass_index, visit.model, visit.precision, visit.mode, visit.xla
+    return visit.pass_index, visit.model, visit.runtime, visit.precision, visit.mode, visit.xla
 
 
 def model_group(visit: Case):
-    """The visits that share one built model, adjacent in the run's order."""
-    return visit.pass_index, visit.model, visit.precision
+    """The visits that share one built model, adjacent in the run's order (a runtime's export is of the float32
+    model)."""
+    return visit.pass_index, visit.model, "float32" if visit.runtime != KERAS else visit.precision
 
 
 @dataclass
@@ -160,6 +195,9 @@ class Planner:
     def __post_init__(self):
         self.pending = {visit.test_id: visit for visit in self.visits}
         self.tier = tiers(self.visits, lambda v: self.estimates[v.test_id].seconds)
+        for visit in self.visits:  # a long export not yet cached waits for everything else (a later run has it)
+            if self.estimates[visit.test_id].export > DEFERRED_EXPORT_S:
+                self.tier[visit.test_id] = len(AXIS_PRIORITY) + 1
         position = {visit.test_id: index for index, visit in enumerate(self.visits)}
         self.order = sorted(self.visits, key=lambda v: (v.pass_index, self.tier[v.test_id],
                                                         self.estimates[v.test_id].seconds, position[v.test_id]))
@@ -209,6 +247,11 @@ class Planner:
         self.charged[visit.test_id] = self._cost(visit, self.started)[0]
         self.started.update((step_group(visit), model_group(visit)))
         return True
+
+    def estimate_of(self, visit: Case) -> float | None:
+        """The seconds an admitted visit was planned to take, corrected as the plan then was."""
+        raw = self.charged.get(visit.test_id)
+        return None if raw is None else raw * self.correction
 
     def finish(self, visit: Case, measured: float | None) -> None:
         """A visit ended: its measured seconds, or None when it ended early (skipped, out of memory)."""

@@ -6,7 +6,7 @@ import shutil
 import warnings
 
 from ..engines import current as engine
-from ..engines.shared import TOP_OPS, xplane_files
+from ..engines.shared import TOP_OPS, top_ops, xplane_files
 
 TRACE_STEPS = 3
 TRACE_SECONDS = 0.5  # slow steps get fewer traced steps (one at least): on a CPU a VGG-19 step takes seconds
@@ -57,6 +57,29 @@ class Tracer:
             warnings.warn(f"{case.id}: no trace written ({message})", RuntimeWarning, stacklevel=2)
             return {"trace_dir": None, "trace_error": message, "top_ops": []}
         return {"trace_dir": final, "trace_steps": steps, "top_ops": top_ops}
+
+    def capture_runtime(self, case, runtime, path: str, x, steps: int, threads: int) -> dict:
+        """A deployment runtime's own per-op profile of `steps` inferences, its file in the case's trace folder
+        (ONNX Runtime's Chrome-trace JSON, OpenVINO's counters); a runtime without one says so."""
+        if runtime.NO_PROFILE:
+            return {"trace_dir": None, "top_ops": [], "profile_note": runtime.NO_PROFILE}
+        staged = os.path.join(self.staged_run, case.id)
+        final = os.path.join(self.root, self.run_name, case.id)
+        try:
+            shutil.rmtree(staged, ignore_errors=True)
+            os.makedirs(staged)
+            rows = runtime.profile(path, threads, x, steps, staged)
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(staged, final)
+        except Exception as err:  # noqa: BLE001  (any fault of a profile must not fail the measured case)
+            shutil.rmtree(staged, ignore_errors=True)
+            message = f"{type(err).__name__}: {err}".splitlines()[0]
+            warnings.warn(f"{case.id}: no profile written ({message})", RuntimeWarning, stacklevel=2)
+            return {"trace_dir": None, "trace_error": message, "top_ops": []}
+        ops = top_ops([(name, kind, self_us, "CPU") for name, kind, self_us in rows], steps, TOP_OPS)
+        return {"trace_dir": final, "trace_steps": steps, "top_ops": ops,
+                "profile_files": sorted(os.listdir(final))}
 
     def _place_worker_trace(self, staged: str, final: str) -> None:
         """Move this worker's trace beside the other workers' of the same case, each file whole."""

@@ -10,12 +10,16 @@ MATRIX_OPTIONS = {  # option: (dest, help); each is a field of the options bench
     "--models": ("models", "comma list of model names or wildcards ('resnet*')"),
     "--batch-sizes": ("batch_sizes", "comma list of batch sizes, for every mode and XLA setting"),
     "--xla": ("xla", "comma list of on, off, each at every batch size"),
-    "--precision": ("precision", f"comma list of {', '.join(PRECISIONS)}; naming one runs it even where slow"),
+    "--precision": ("precision", f"comma list of {', '.join(PRECISIONS)}, int8 (the deployment runtimes' own "
+                    "post-training quantization); naming one runs it even where slow"),
     "--mode": ("mode", f"comma list of {', '.join(MODES)}"),
     "--input-size": ("input_size", f"{' or '.join(INPUT_SIZES)}: each model's default input or its small one"),
     "--bench-preset": ("preset", f"{', '.join(PRESETS)}: sets every axis at once (default adapts to the device)"),
     "--backend": ("backend", "tensorflow or jax: the Keras backend of the run (default: KERAS_BACKEND, else "
                   "tensorflow); one per run, as Keras binds one per process"),
+    "--runtime": ("runtime", "comma list of keras (the backend's own steps), litert, onnxruntime, openvino: where "
+                  "inference runs; the deployment runtimes take each model as Keras exports it, in float32 and int8 "
+                  "(default: keras, and on a CPU's default run every installed runtime at batch 1)"),
     "--replicas": ("replicas", "comma list of data-parallel replica counts on this host (MirroredStrategy: a GPU "
                    "each, or logical CPU devices that share the cores); batch sizes are per replica; XLA off"),
 }
@@ -50,6 +54,9 @@ def add_options(parser) -> None:
                     help="capture no profiler traces (they are on by default; --trace says so explicitly)")
     group.addoption("--trace-dir", dest="cnnbench_trace_dir", default="results/traces",
                     help="where traces go: <trace-dir>/<run>/<case>/ (default results/traces)")
+    group.addoption("--export-cache", dest="cnnbench_export_cache", default=None,
+                    help="where the deployment runtimes' exports are kept for later runs (default "
+                    "$CNNBENCH_EXPORT_CACHE, else ~/.cache/cnnbench/exports)")
     group.addoption("--run-name", dest="cnnbench_run_name", default=None,
                     help="the run's name: its traces folder and journal (default <UTC time>-<host>); the workers of "
                     "a cluster share one (python -m bench.cluster gives it)")

@@ -27,8 +27,9 @@ def update(session, output_json: dict) -> None:
     harness, matrix, resumed = session.harness, session.matrix, session.resumed
     for bench in output_json["benchmarks"]:
         info = bench["extra_info"]
-        if harness and info.get("achieved_tflops") is not None:  # MFU against the final ceiling, maybe raised since
-            ceiling = harness.peaks.flops(info["precision"]) * info.get("ceiling_devices", 1)
+        bound_by = info.get("mfu_ceiling", info.get("precision"))
+        if harness and info.get("achieved_tflops") is not None and bound_by:  # against the final ceiling
+            ceiling = harness.peaks.flops(bound_by) * info.get("ceiling_devices", 1)
             info["mfu"] = info["achieved_tflops"] * 1e12 / ceiling
         bench["params"] = case_params(bench)
     if resumed:  # the cases the run finished before it was cut off, from its journal
@@ -44,7 +45,9 @@ def update(session, output_json: dict) -> None:
                    "min_rounds": matrix.min_rounds, "case_seconds": matrix.case_seconds,
                    "time_budget_minutes": matrix.time_budget, "passes": matrix.passes,
                    "latency_samples": matrix.latency_samples, "latency_seconds": matrix.latency_seconds,
-                   "replicas": list(matrix.replicas), "workers": matrix.workers},
+                   "replicas": list(matrix.replicas), "workers": matrix.workers,
+                   "runtimes": ["keras"] * matrix.keras + list(matrix.runtimes),
+                   "runtime_precisions": list(matrix.runtime_precisions)},
     }
     if session.stopped:
         planned = [(visit.test_id, visit.id) for visit in matrix.visits()]

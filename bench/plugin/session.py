@@ -43,7 +43,7 @@ class Session:
         TensorFlow, since tf.distribute wants its devices set up first. Bad input: pytest.UsageError, one line."""
         from ..core.cli import UsageError
         from ..engines import current as engine
-        from ..engines import start
+        from ..engines import runtimes, start
         from ..engines.distribute import Scale, cluster_from_env
         from ..measure import device
         from ..measure.matrix import resolve
@@ -57,8 +57,9 @@ class Session:
             options = resumed_options(config, resumed)
         try:
             cluster = cluster_from_env()
+            installed = runtimes.installed()  # Keras exports for them through TensorFlow
             matrix = resolve({**options, "workers": cluster.workers if cluster else 1}, device.gpu(),
-                             engine().XLA_SETTINGS)
+                             engine().XLA_SETTINGS, installed, installed if engine().NAME == "tensorflow" else ())
             timeout = config.getoption("cnnbench_worker_timeout") or WORKER_TIMEOUT_S
             scale = Scale(matrix.replicas, cluster, device.gpu_count(), timeout, engine().NAME)
         except ValueError as err:
@@ -92,7 +93,8 @@ class Session:
                 tracer = Tracer(self.config.getoption("cnnbench_trace_dir"), self.run_name,
                                 every_batch_size=self.config.getoption("cnnbench_trace_every_batch_size"),
                                 worker=f"{socket.gethostname()}-worker{cluster.index}" if cluster else None)
-            self.harness = open_session(self.matrix, tracer=tracer, started=self.started, scale=self.scale)
+            self.harness = open_session(self.matrix, tracer=tracer, started=self.started, scale=self.scale,
+                                        export_root=self.config.getoption("cnnbench_export_cache"))
             self._open_journal()
         return self.harness
 

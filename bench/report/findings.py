@@ -12,7 +12,17 @@ from collections import Counter, defaultdict
 
 from ..core.records import MODES
 from .noise import verdict
-from .select import COST_EXAMPLES, REFERENCE, Pair, backend_pairs, cost_example_pairs, other_backends, pairs
+from .runtimes import runtime_lines
+from .select import (
+    COST_EXAMPLES,
+    REFERENCE,
+    Pair,
+    backend_pairs,
+    cost_example_pairs,
+    in_reference,
+    other_backends,
+    pairs,
+)
 
 
 def backend_lines(runs) -> list[str]:
@@ -70,7 +80,7 @@ def fastest_by_family(runs):
     """(headers, rows): in the reference setting, the fastest model of each family of two or more, per batch size;
     a runner-up within the noise band is named as a tie."""
     cases = [c for r in runs for c in r.cases if c.get("throughput")
-             and all(c[k] == v for k, v in REFERENCE.items())]
+             and in_reference(c)]
     noise = {r.name: r.noise for r in runs}
     families = defaultdict(list)
     for case in cases:
@@ -104,7 +114,7 @@ def cost_example_lines(runs) -> list[str]:
     """One finding for the source documents' cost example: each pair at its largest batch in the reference setting."""
     parts = []
     for run in runs:
-        reference = [c for c in run.cases if all(c[k] == v for k, v in REFERENCE.items()) and c.get("latency_p50_ms")]
+        reference = [c for c in run.cases if in_reference(c) and c.get("latency_p50_ms")]
         largest = {}
         for big, small in cost_example_pairs(reference):
             if big["model"] not in largest or big["batch_size"] > largest[big["model"]][0]["batch_size"]:
@@ -150,7 +160,8 @@ def scaling_lines(runs) -> list[str]:
 def findings(runs, merged_note: str | None = None) -> tuple[list[str], tuple]:
     """(lines, the family table) for the report's opening; `merged_note` says which runs were merged and why."""
     cases = [c for r in runs for c in r.cases]
-    lines = ([f"**Runs**: {merged_note}."] if merged_note else []) + effect_lines(runs) + backend_lines(runs)
+    lines = ([f"**Runs**: {merged_note}."] if merged_note else []) + effect_lines(runs) + runtime_lines(runs)
+    lines += backend_lines(runs)
     lines += cost_example_lines(runs) + scaling_lines(runs)
     mfu = efficiency_line(cases)
     if mfu:

@@ -19,7 +19,8 @@ from matplotlib.transforms import Bbox  # noqa: E402
 from models.registry import natural_key  # noqa: E402
 
 from ..core.records import MODES  # noqa: E402
-from .select import REFERENCE, pairs  # noqa: E402
+from .runtimes import runtime_pairs  # noqa: E402
+from .select import KERAS, REFERENCE, in_reference, pairs, runtime_of  # noqa: E402
 
 PLOT_DIR = "plots"
 DPI = 110
@@ -28,6 +29,7 @@ COLORS = plt.get_cmap("tab10").colors
 STYLES = ("-", "--", ":", "-.")
 SETTING_MARKERS = ("o", "^", "s", "D")  # with STYLES, 16 settings apart (float32/bf16 x XLA x modes x backends)
 MARKERS = {"infer": "o", "train": "s"}
+RUNTIME_MARKERS = {"litert": "^", "onnxruntime": "D", "openvino": "P"}  # a deployment runtime's inference cases
 VERDICT_COLORS = {"faster": "#2a7d2a", "slower": "#b23b3b", "within noise": "#8c8c8c"}
 
 
@@ -97,6 +99,8 @@ def _save(fig, out_dir, name, write) -> str:
 
 def _setting(case) -> str:
     backend = case.get("backend") or "tensorflow"
+    if runtime_of(case) != KERAS:
+        return f"{MODES[case['mode']]}, {case['runtime_label']}, {case['precision']}"
     return (f"{MODES[case['mode']]}, {case['precision']}" + (", XLA" if case["xla"] else "")
             + ("" if backend == "tensorflow" else f", {backend}"))
 
@@ -177,16 +181,17 @@ def _one_per_model(found):
     chosen = {}
     for pair in found:
         c = pair.new
-        key = (c["device"], c["model"], c["mode"])
-        rank = (sum(c[k] == v for k, v in REFERENCE.items() if k != "mode"), c["batch_size"])
+        key = (c["device"], c["model"], c["mode"], runtime_of(c))
+        rank = (sum(c[k] == v for k, v in REFERENCE.items() if k not in ("mode", "runtime")), c["batch_size"])
         if key not in chosen or rank > chosen[key][0]:
             chosen[key] = (rank, pair)
     return [pair for _, pair in chosen.values()]
 
 
-def speedup_chart(runs, vary, base_value, new_value, title, name, out_dir, write):
-    """A bar per model (its largest batch measured both ways), sorted, with the noise band as an error bar."""
-    found = _one_per_model(pairs(runs, vary, base_value, new_value))
+def speedup_chart(runs, vary, base_value, new_value, title, name, out_dir, write, found=None):
+    """A bar per model (its largest batch measured both ways), sorted, with the noise band as an error bar; or a
+    bar per pair of `found`."""
+    found = found if found is not None else _one_per_model(pairs(runs, vary, base_value, new_value))
     if not found:
         return None
     modes = [m for m in MODES if any(p.new["mode"] == m for p in found)]
@@ -247,20 +252,26 @@ def roofline(runs, out_dir, write):
                         label=f"roof, {precision}: {peak / 1e12:.3g} TFLOP/s, {device['bandwidth'] / 1e9:.0f} GB/s")
         labelled = {}
         for c in device["cases"]:  # each model's reference case at its largest batch is labelled
-            if all(c[k] == v for k, v in REFERENCE.items()) and (
+            if in_reference(c) and (
                     c["model"] not in labelled or c["batch_size"] > labelled[c["model"]]["batch_size"]):
                 labelled[c["model"]] = c
         points = {}
         for c in device["cases"]:
             points[id(c)] = (intensity[id(c)], c["achieved_tflops"] * 1e12)
-            ax.scatter(*points[id(c)], s=16, marker=MARKERS[c["mode"]], color=COLORS[precisions.index(c["precision"])],
-                       alpha=0.55, linewidths=0)
+            marker = MARKERS[c["mode"]] if runtime_of(c) == KERAS else RUNTIME_MARKERS.get(runtime_of(c), "*")
+            ax.scatter(*points[id(c)], s=16 if runtime_of(c) == KERAS else 24, marker=marker,
+                       color=COLORS[precisions.index(c["precision"])], alpha=0.55, linewidths=0)
         ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (FLOPs per byte of estimated DRAM traffic)",
                ylabel="achieved FLOP/s", title=name)
         ax.grid(True, which="major", alpha=0.3)
         handles, names = ax.get_legend_handles_labels()
         handles += [Line2D([], [], marker=m, linestyle="", color="gray") for m in MARKERS.values()]
         names += [f"{MODES[mode]} case" for mode in MARKERS]
+        shown = {runtime_of(c): c["runtime_label"] for c in device["cases"] if runtime_of(c) != KERAS}
+        handles += [Line2D([], [], marker=RUNTIME_MARKERS.get(r, "*"), linestyle="", color="gray") for r in shown]
+        names += [f"{label} (inference)" for label in shown.values()]
+        handles += [Line2D([], [], marker="o", linestyle="", color=COLORS[i]) for i in range(len(precisions))]
+        names += precisions
         ax.legend(handles, names, loc="lower right", fontsize=8)
         first = sorted(labelled.values(), key=lambda c: -c["achieved_tflops"])  # the fastest keep their labels
         place_labels(ax, [ax.text(*points[id(c)], c["model"], fontsize=7) for c in first],
@@ -273,7 +284,7 @@ def roofline(runs, out_dir, write):
 def macs_vs_latency(cases, out_dir, write):
     chosen = {}
     for c in cases:  # a point per model: the smallest batch of inference, float32, XLA off where present
-        key = (c["mode"] != "infer", c["precision"] != "float32", c["xla"], c["batch_size"])
+        key = (c["mode"] != "infer", runtime_of(c) != KERAS, c["precision"] != "float32", c["xla"], c["batch_size"])
         if c.get("macs_per_sample") and c.get("latency_p50_ms") and (
                 (c["device"], c["model"]) not in chosen or key < chosen[(c["device"], c["model"])][0]):
             chosen[(c["device"], c["model"])] = (key, c)
@@ -338,6 +349,10 @@ def write_plots(runs, out_dir: str, write) -> list[tuple[str, str]]:
              *((f"What {p} buys", speedup_chart(runs, "precision", "float32", p, f"What {p} buys: throughput over "
                                                 "float32, a bar per model at its largest batch measured both ways",
                                                 f"speedup_{p}.png", out_dir, write)) for p in precisions),
+             ("What each runtime buys", speedup_chart(
+                 runs, "runtime", KERAS, None, "What each runtime buys: throughput over TensorFlow's (float32, XLA "
+                 "off), at batch 1", "speedup_runtimes.png", out_dir, write,
+                 found=[p for p in runtime_pairs(runs) if p.new["batch_size"] == 1])),
              ("Roofline", roofline(runs, out_dir, write)),
              ("MACs against measured latency", macs_vs_latency(cases, out_dir, write)),
              ("Scaling", scaling_chart(runs, out_dir, write))]

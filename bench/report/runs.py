@@ -22,7 +22,8 @@ FIELDS = ("run", "backend", "device", "case", "model", "family", "mode", "batch_
           "reached_target", "latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "latency_mean_ms", "latency_min_ms",
           "latency_max_ms", "latency_stdev_ms", "rounds", "stop_reason", "cv", "compile_s", "achieved_tflops", "mfu",
           "peak_memory_bytes", "peak_memory_note", "machine_speed_flops", "trace_dir", "replicas", "workers",
-          "global_batch", "all_reduce", "scaling", "paired")
+          "global_batch", "all_reduce", "scaling", "paired", "runtime", "runtime_label", "executed_precision",
+          "threads", "export", "fidelity", "compiles", "profile_note", "estimate_s")
 OVERHEAD_GROUP = "harness overhead"  # bench/test_overhead.py
 
 
@@ -144,6 +145,7 @@ def _flatten(bench: dict, run_name: str, device: str, backend: str) -> dict:
     info = bench.get("extra_info", {})
     record = {key: info.get(key) for key in FIELDS}
     record["backend"] = info.get("backend") or backend
+    record["runtime"] = info.get("runtime") or "keras"  # a run saved before the deployment runtimes: all Keras
     latency = info.get("latency_ms") or {}
     for stat in ("p50", "p90", "p99", "mean", "min", "max", "stdev"):
         record[f"latency_{stat}_ms"] = latency.get(stat)

@@ -13,11 +13,22 @@ from ..core.stats import half_width
 from .noise import VERDICT_WIDENING, verdict
 
 # What makes a case the case it is; a twin differs from it in the fields a comparison changes, and no other.
-SETTING_FIELDS = ("device", "backend", "model", "input_shape", "mode", "precision", "xla", "batch_size", "replicas",
-                  "workers")
-REFERENCE = {"mode": "infer", "precision": "float32", "xla": False}  # the setting the zoo is compared in
+SETTING_FIELDS = ("device", "backend", "runtime", "model", "input_shape", "mode", "precision", "xla", "batch_size",
+                  "replicas", "workers")
+KERAS = "keras"  # the runtime of the Keras backend's own steps; the others are deployment runtimes
+REFERENCE = {"mode": "infer", "runtime": KERAS, "precision": "float32", "xla": False}  # the zoo is compared in it
 COST_EXAMPLES = (("conv5x5", "conv5x5_bottleneck"), ("inception3a_naive", "inception3a"))
 BASE_BACKEND = "tensorflow"
+
+
+def runtime_of(case) -> str:
+    """A case's runtime: Keras where a record (saved before the deployment runtimes, or made by hand) has none."""
+    return case.get("runtime", KERAS)
+
+
+def in_reference(case) -> bool:
+    """Whether a case is in the setting the zoo is compared in (REFERENCE)."""
+    return all((runtime_of(case) if k == "runtime" else case[k]) == v for k, v in REFERENCE.items())
 
 
 def _key(case, replaced: dict) -> tuple:
@@ -52,7 +63,8 @@ class Pair:
 
     @property
     def label(self) -> str:
-        return f"{self.new['model']}, bs {self.new['batch_size']}"
+        runtime = f", {self.new['runtime_label']} {self.new['precision']}" if runtime_of(self.new) != KERAS else ""
+        return f"{self.new['model']}{runtime}, bs {self.new['batch_size']}"
 
 
 def judged(base, new, base_noise, new_noise) -> Pair:
@@ -108,10 +120,10 @@ def cost_example_pairs(cases) -> list[tuple[dict, dict]]:
     return [pair for big, small in COST_EXAMPLES for pair in twins(cases, {"model": small}, {"model": big})]
 
 
-def settings(cases) -> list[tuple[str, str, bool]]:
-    """(mode, precision, xla) groups present, inference and float32 first."""
-    return sorted({(c["mode"], c["precision"], c["xla"]) for c in cases},
-                  key=lambda s: (s[0] != "infer", s[1] != "float32", s[1], s[2]))
+def settings(cases) -> list[tuple[str, str, str, bool]]:
+    """(mode, runtime, precision, xla) groups present, inference, Keras and float32 first."""
+    return sorted({(c["mode"], runtime_of(c), c["precision"], c["xla"]) for c in cases},
+                  key=lambda s: (s[0] != "infer", s[1] != KERAS, s[1], s[2] != "float32", s[2], s[3]))
 
 
 def one_per_model(cases) -> list[dict]:
@@ -127,26 +139,28 @@ def largest_batches(view) -> list[tuple[dict, int, list]]:
     skipped) for each model's largest batch in each setting."""
     largest, setting_largest = {}, Counter()
     for c in view.cases:
-        key = (view.label(c), c["mode"], c["precision"], c["xla"])
+        key = (view.label(c), c["mode"], runtime_of(c), c["precision"], c["xla"])
         if key not in largest or c["batch_size"] > largest[key]["batch_size"]:
             largest[key] = c
-        setting = (c["device"], c["mode"], c["precision"], c["xla"])
+        setting = (c["device"], c["mode"], runtime_of(c), c["precision"], c["xla"])
         setting_largest[setting] = max(setting_largest[setting], c["batch_size"])
     found = []
     for _, case in sorted(largest.items(), key=lambda kv: natural_key(kv[0])):
-        top = setting_largest[(case["device"], case["mode"], case["precision"], case["xla"])]
+        top = setting_largest[(case["device"], case["mode"], runtime_of(case), case["precision"], case["xla"])]
         skipped = sorted({(skip["batch_size"], skip["reason"]) for run in view.runs for skip in run.skipped
                           if skip.get("model") == case["model"] and skip.get("batch_size", 0) > case["batch_size"]
-                          and all(skip.get(k) == case[k] for k in ("mode", "precision", "xla"))})
+                          and all(skip.get(k, KERAS if k == "runtime" else None) == case[k]
+                                  for k in ("mode", "runtime", "precision", "xla"))})
         found.append((case, top, skipped))
     return found
 
 
 def traced(view) -> list[tuple[str, dict]]:
-    """(label, case) of each model's largest traced case (training before inference), in natural order."""
+    """(label, case) of each model's largest traced case (training before inference), and of each deployment
+    runtime's largest profiled case of it, in natural order."""
     chosen = {}
     for c in view.cases:
-        label = view.label(c)
+        label = view.label(c) + (f" ({c['runtime_label']})" if runtime_of(c) != KERAS else "")
         if c["top_ops"] and (label not in chosen or
                              (c["mode"], c["batch_size"]) > (chosen[label]["mode"], chosen[label]["batch_size"])):
             chosen[label] = c

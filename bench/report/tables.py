@@ -2,19 +2,21 @@
 from __future__ import annotations
 
 import math
+import statistics
 from collections import defaultdict
 
 from models.registry import natural_key, shape_text
 
 from ..core.records import PHASES
 from ..core.stats import PERCENTILE_MIN_SAMPLES
-from . import select
+from . import runtimes, select
 from .noise import band_text
 from .runs import backend_of
+from .select import KERAS, runtime_of
 
 MISSING = "-"
 TIME_LABELS = {"timed": "timed rounds", "first_call": "first calls", "build": "building", "pilot": "pilots",
-               "trace": "traces", "probes": "probes", "other": "other"}
+               "export": "exports", "trace": "traces", "probes": "probes", "other": "other"}
 GIB, MIB = 2 ** 30, 2 ** 20
 P90_MIN, P99_MIN = PERCENTILE_MIN_SAMPLES["p90"], PERCENTILE_MIN_SAMPLES["p99"]
 PASSES_NOTE = ("; a case timed in several passes has the geometric mean of its passes' medians, known within the "
@@ -113,6 +115,32 @@ def machine(view):
             ("run", *(r.name for r in view.runs)), [(fact, *(value(r) for r in view.runs)) for fact, value in facts])
 
 
+ESTIMATE_TOLERANCE = 0.30  # the plan's goal: a case's estimate within ±30% of what it took, for 80% of cases
+
+
+def estimates_held(run) -> dict | None:
+    """How the plan's estimate of each case's seconds held against what the case took (measured over planned)."""
+    ratios = sorted(c["estimate_s"]["measured"] / c["estimate_s"]["planned"] for c in run.cases
+                    if c.get("estimate_s") and c["estimate_s"].get("planned"))
+    if not ratios:
+        return None
+    within = sum(1 for r in ratios if abs(r - 1) <= ESTIMATE_TOLERANCE)
+    return {"cases": len(ratios), "within": within, "median": statistics.median(ratios),
+            "p10": ratios[int(0.1 * (len(ratios) - 1))], "p90": ratios[int(0.9 * (len(ratios) - 1))]}
+
+
+def estimates(view):
+    rows = []
+    for r in view.runs:
+        held = estimates_held(r)
+        if held:
+            rows.append((r.name, held["cases"], f"{held['within']} ({held['within'] / held['cases']:.0%})",
+                         f"{held['median']:.2f}x", f"{held['p10']:.2f}x to {held['p90']:.2f}x"))
+    return (f"How the time budget's estimates held: each case's planned seconds (as corrected when it was admitted) "
+            f"against what it took; the goal is ±{ESTIMATE_TOLERANCE:.0%} for 80% of cases",
+            ("run", "cases", f"within ±{ESTIMATE_TOLERANCE:.0%}", "median measured / planned", "10th to 90th"), rows)
+
+
 def precision_of_medians(view):
     rows = []
     for r in view.runs:
@@ -184,9 +212,11 @@ def _throughput(c) -> str:
 
 def speed(view):
     tables = []
-    for mode, precision, xla in select.settings(view.cases):
-        cases = [c for c in view.cases if (c["mode"], c["precision"], c["xla"]) == (mode, precision, xla)]
-        setting = f"{mode}, {precision}, XLA {_on_off(xla)}"
+    for mode, runtime, precision, xla in select.settings(view.cases):
+        cases = [c for c in view.cases
+                 if (c["mode"], runtime_of(c), c["precision"], c["xla"]) == (mode, runtime, precision, xla)]
+        setting = (f"{mode}, {precision}, XLA {_on_off(xla)}" if runtime == KERAS
+                   else f"{mode}, {cases[0]['runtime_label']}, {precision}")
         tables.append((f"Throughput (samples/s, from the median of n timed steps, ± its 95% interval{PASSES_NOTE}) by "
                        f"batch size: {setting}", *_grid(view, cases, _throughput)))
         tables.append((f"Latency per step (ms, p50 / p90 / p99, n timed steps; a tail percentile is '-' below "
@@ -212,7 +242,10 @@ def _ratio_table(view, caption, vary, base_value, new_value):
     rows = defaultdict(dict)
     for pair in select.pairs(view.runs, vary, base_value, new_value):
         held = ", ".join(f"{k} {_on_off(pair.new[k]) if k == 'xla' else pair.new[k]}"
-                         for k in ("mode", "precision", "xla") if k != vary)
+                         for k in ("mode", "precision", "xla") if k != vary
+                         and not (k == "xla" and runtime_of(pair.new) != KERAS))
+        if runtime_of(pair.new) != KERAS:
+            held = f"{pair.new['runtime_label']}, {held}"
         rows[(view.label(pair.new), held)][pair.new["batch_size"]] = ratio_cell(pair)
     batches = sorted({b for cells in rows.values() for b in cells})
     body = [(label, held, *(cells.get(b, MISSING) for b in batches))
@@ -237,7 +270,9 @@ def efficiency(view):
         why = "; ".join(f"bs {batch} {reason}" for batch, reason in skipped) or "not in the run"
         batch = str(c["batch_size"]) if c["batch_size"] >= top else f"{c['batch_size']} (not {top}: {why})"
         memory = num(c["peak_memory_bytes"] and c["peak_memory_bytes"] / MIB, ",.1f")
-        rows.append((view.label(c), c["mode"], c["precision"], _on_off(c["xla"]), batch,
+        where = c["precision"] if runtime_of(c) == KERAS else f"{c['runtime_label']}, {c['precision']}"
+        rows.append((view.label(c), c["mode"], where, _on_off(c["xla"]) if runtime_of(c) == KERAS else MISSING,
+                     batch,
                      num(c["achieved_tflops"], ".3f"), _mfu(c["mfu"]), num(c["compile_s"], ".2f"),
                      memory + (f" ({c['peak_memory_note']})" if c.get("peak_memory_note") else "")))
     return ("Efficiency at each setting's largest batch (the batch column says when a model's is smaller, and "
@@ -326,6 +361,7 @@ def tables(runs) -> list[tuple]:
     """Every table with rows, in the report's order."""
     view = select.View(runs)
     found = [machine(view), precisions(view), time_spent(view), precision_of_medians(view), cost(view),
-             *speed(view), xla(view), *precision(view), *backends(view), efficiency(view), scaling(view),
+             estimates(view), *speed(view), xla(view), *precision(view), *runtimes.tables(view),
+             *backends(view), efficiency(view), scaling(view),
              cost_example(view), top_ops(view), skipped(view)]
     return [table for table in found if table[2]]

@@ -1,0 +1,111 @@
+"""The export cache: a model exported once per runtime, precision and input size, for the versions of Keras and the
+runtime's converter, and reused by every later run.
+
+Each export is a folder `<root>/<model>-<input size>-<precision>-<runtime>-<versions digest>/` holding the
+artifact, `export.json` (what it took to make, the versions) and `reference.npz`: an input and the output of the
+Keras float32 model the artifact was made from. The weights are random, so fidelity (the runtime's output against
+that reference) is numerical agreement with Keras, not accuracy. A folder is written in a staging folder beside it
+and renamed into place when whole: a run cut off during an export leaves none half-made.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+CACHE_VARIABLE = "CNNBENCH_EXPORT_CACHE"
+CALIBRATION_BATCHES = 16  # synthetic single-sample batches for int8 calibration (uniform in [0, 1), as the inputs)
+REFERENCE_BATCH = 2
+
+
+def default_root() -> str:
+    """$CNNBENCH_EXPORT_CACHE, else the user's cache folder: exports outlive a checkout and its runs."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.environ.get(CACHE_VARIABLE) or os.path.join(base, "cnnbench", "exports")
+
+
+@dataclass(frozen=True)
+class Export:
+    path: str  # the artifact
+    seconds: float  # what making it took, when it was made
+    size_bytes: int  # on disk, with any side files (OpenVINO's .bin)
+    cached: bool  # made by an earlier run
+    reference_input: np.ndarray
+    reference_output: np.ndarray
+
+
+def folder_name(runtime, model_name: str, input_size: str, precision: str) -> str:
+    import keras
+
+    versions = {"keras": keras.__version__, **runtime.versions()}
+    digest = hashlib.sha1(json.dumps(versions, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{model_name}-{input_size}-{precision}-{runtime.NAME}-{digest}"
+
+
+def find(root: str, runtime, model_name: str, input_size: str, precision: str) -> Export | None:
+    """The cached export, or None."""
+    folder = os.path.join(root, folder_name(runtime, model_name, input_size, precision))
+    meta_path = os.path.join(folder, "export.json")
+    if not os.path.exists(meta_path):
+        return None
+    with open(meta_path) as f:
+        meta = json.load(f)
+    reference = np.load(os.path.join(folder, "reference.npz"))
+    return Export(os.path.join(folder, runtime.FILE), meta["seconds"], meta["size_bytes"], True,
+                  reference["input"], reference["output"])
+
+
+def synthetic_inputs(shape: tuple, count: int, batch: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.random((batch, *shape), dtype=np.float32) for _ in range(count)]
+
+
+def make(root: str, runtime, model, model_name: str, input_size: str, precision: str) -> Export:
+    """Export `model` (Keras, float32) for `runtime`, or take the cached export. int8 from a runtime that quantizes
+    its own float32 export (ONNX Runtime, OpenVINO) starts from that export, made first when need be, and keeps
+    its reference (the weights it was made from)."""
+    found = find(root, runtime, model_name, input_size, precision)
+    if found is not None:
+        return found
+    shape = tuple(model.input_shape[1:])
+    float32 = None
+    if precision != "float32" and runtime.QUANTIZES_EXPORT:
+        float32 = make(root, runtime, model, model_name, input_size, "float32")
+    name = folder_name(runtime, model_name, input_size, precision)
+    staging = os.path.join(root, f".staging-{os.getpid()}-{name}")
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    try:
+        if float32 is not None:
+            reference_input, reference_output = float32.reference_input, float32.reference_output
+        else:
+            reference_input = synthetic_inputs(shape, 1, REFERENCE_BATCH, seed=1)[0]
+            reference_output = np.asarray(model(reference_input, training=False), dtype=np.float32)
+        calibration = synthetic_inputs(shape, CALIBRATION_BATCHES, 1, seed=2)
+        started = time.perf_counter()
+        runtime.export(model, os.path.join(staging, runtime.FILE), precision, calibration, float32)
+        seconds = time.perf_counter() - started
+        size = sum(os.path.getsize(os.path.join(staging, f)) for f in os.listdir(staging))
+        np.savez(os.path.join(staging, "reference.npz"), input=reference_input, output=reference_output)
+        with open(os.path.join(staging, "export.json"), "w") as f:
+            json.dump({"seconds": seconds, "size_bytes": size, "model": model_name, "input_size": input_size,
+                       "precision": precision, "runtime": runtime.NAME, "versions": runtime.versions()}, f)
+        final = os.path.join(root, name)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Export(os.path.join(final, runtime.FILE), seconds, size, False, reference_input, reference_output)
+
+
+def relative_error(output, reference) -> float:
+    """The largest difference from the reference, relative to the reference's largest magnitude (element-wise
+    relative error would blow up on outputs near zero)."""
+    output, reference = np.asarray(output, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    return float(np.max(np.abs(output - reference)) / (np.max(np.abs(reference)) or 1.0))

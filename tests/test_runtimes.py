@@ -1,0 +1,222 @@
+"""The deployment runtimes (LiteRT, ONNX Runtime, OpenVINO): Keras's exports, their cache, the sessions and their
+profiles; a real run beside TensorFlow, run again on the cached exports, and its report; the matrix, the plan and
+bad input. Without the deploy extra these are skipped, unless CNNBENCH_REQUIRE_DEPLOY is set (as .ci/run sets it)."""
+import importlib.util
+import json
+import os
+import re
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from conftest import run_bench
+
+import models
+from bench.engines import runtimes
+from bench.engines.runtimes import exports
+from bench.measure import plan
+from bench.measure.harness import RUNTIME_ON_JAX, make_planner, reference_twins, unsupported
+from bench.measure.matrix import Case, resolve
+
+MISSING = [name for name in runtimes.RUNTIMES if runtimes.missing(name)]
+if MISSING:
+    if os.environ.get("CNNBENCH_REQUIRE_DEPLOY"):
+        raise RuntimeError(f"CNNBENCH_REQUIRE_DEPLOY is set but {', '.join(MISSING)} is not installed "
+                           "(pip install -e '.[deploy]')")
+    pytest.skip(f"{', '.join(MISSING)} not installed (pip install -e '.[deploy]')", allow_module_level=True)
+
+RUNTIME_CASES = {f"lenet5-infer-bs1-{runtime}-{precision}" for runtime in runtimes.RUNTIMES
+                 for precision in runtimes.PRECISIONS}
+
+
+@pytest.fixture(scope="module")
+def lenet5():
+    return models.build("lenet5", input_shape=models.input_shape("lenet5", "default"))
+
+
+@pytest.mark.parametrize("name", runtimes.RUNTIMES)
+def test_each_runtime_serves_keras_own_export_and_agrees_with_keras(name, lenet5, tmp_path):
+    runtime = runtimes.module(name)
+    made = exports.make(str(tmp_path), runtime, lenet5, "lenet5", "default", "float32")
+    assert not made.cached and made.seconds > 0 and made.size_bytes > 0 and os.path.exists(made.path)
+    step = runtimes.RuntimeStep(runtime, made.path, threads=2)
+    out = step(made.reference_input)
+    assert out.shape == made.reference_output.shape
+    # OpenVINO runs bf16 where the CPU has it (its own choice): agreement to bf16's 8 bits, else to float32's
+    tolerance = 3e-2 if step.session.executed_precision == "bfloat16" else 1e-4
+    assert exports.relative_error(out, made.reference_output) < tolerance
+    assert step(made.reference_input[:1]).shape[0] == 1  # another batch size on the same session (LiteRT resizes)
+
+    quantized = exports.make(str(tmp_path), runtime, lenet5, "lenet5", "default", "int8")
+    int8 = runtimes.RuntimeStep(runtime, quantized.path, threads=2)
+    error = exports.relative_error(int8(quantized.reference_input), quantized.reference_output)
+    assert int8.session.executed_precision.startswith("int8")
+    assert quantized.size_bytes < made.size_bytes and 0 < error < 0.2  # int8 costs some agreement, not all of it
+
+
+def test_an_export_is_made_once_for_its_versions_and_never_left_half_made(lenet5, tmp_path):
+    runtime = runtimes.module("onnxruntime")
+    first = exports.make(str(tmp_path), runtime, lenet5, "lenet5", "default", "float32")
+    again = exports.make(str(tmp_path), runtime, lenet5, "lenet5", "default", "float32")
+    assert again.cached and again.path == first.path and again.seconds == first.seconds
+    np.testing.assert_array_equal(again.reference_output, first.reference_output)
+
+    class Broken:  # a converter that fails half-way, under other versions
+        NAME, FILE, QUANTIZES_EXPORT = runtime.NAME, runtime.FILE, False
+        versions = staticmethod(lambda: {"onnxruntime": "0.0"})
+
+        @staticmethod
+        def export(model, path, precision, calibration, float32=None):
+            open(path, "w").write("half")
+            raise RuntimeError("converter failed\nwith a long story")
+
+    assert exports.find(str(tmp_path), Broken, "lenet5", "default", "float32") is None  # other versions: not cached
+    with pytest.raises(RuntimeError):
+        exports.make(str(tmp_path), Broken, lenet5, "lenet5", "default", "float32")
+    assert sorted(os.listdir(tmp_path)) == [os.path.basename(os.path.dirname(first.path))]
+
+
+@pytest.mark.parametrize("name", ["onnxruntime", "openvino"])
+def test_runtimes_with_a_profiler_say_where_the_time_goes(name, lenet5, tmp_path):
+    runtime = runtimes.module(name)
+    made = exports.make(str(tmp_path / "cache"), runtime, lenet5, "lenet5", "default", "float32")
+    (tmp_path / "profile").mkdir()
+    rows = runtime.profile(made.path, 2, made.reference_input[:1], 3, str(tmp_path / "profile"))
+    assert rows and all(total >= 0 for _, _, total in rows)
+    assert any("conv" in (name + kind).lower() for name, kind, _ in rows)  # LeNet-5's convolutions are in it
+    assert os.listdir(tmp_path / "profile")  # the runtime's own file, for Perfetto or by hand
+
+
+@pytest.fixture(scope="module")
+def runtime_runs(tmp_path_factory):
+    """A run of LeNet-5 on every runtime beside TensorFlow, then the same again on the cached exports."""
+    out = tmp_path_factory.mktemp("runtimes")
+    args = ("--models", "lenet5", "--runtime", "keras,litert,onnxruntime,openvino", "--batch-sizes", "1",
+            "--mode", "infer", "--precision", "float32,int8", "--case-seconds", "0.5", "--min-rounds", "3",
+            "--trace-dir", str(out / "traces"), "-k", "test_case", "--export-cache", str(out / "exports"))
+    found = []
+    for name in ("first", "second"):
+        done = run_bench(*args, "--benchmark-json", str(out / f"{name}.json"), cwd=out)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        found.append(json.loads((out / f"{name}.json").read_text()))
+    return found, out
+
+
+def _infos(run):
+    return {b["extra_info"]["case"]: b["extra_info"] for b in run["benchmarks"] if "case" in b["extra_info"]}
+
+
+def test_a_run_measures_each_runtime_beside_tensorflow_and_records_what_it_ran(runtime_runs):
+    (first, second), out = runtime_runs
+    infos = _infos(first)
+    assert RUNTIME_CASES <= set(infos), sorted(infos)
+    for case in RUNTIME_CASES:
+        info = infos[case]
+        assert info["runtime"] in runtimes.RUNTIMES and info["threads"] == runtimes.threads()
+        assert info["xla"] is False and info["executed_precision"]
+        assert not info["export"]["cached"] and info["export"]["size_bytes"] > 0
+        assert 0 <= info["fidelity"]["max_relative_error"] < 0.2
+        against = {p["against"] for p in info["paired"]}
+        assert "lenet5-infer-bs1-noxla-float32" in against  # timed round by round beside TensorFlow's step
+        if info["precision"] == "int8":
+            assert f"lenet5-infer-bs1-{info['runtime']}-float32" in against
+        assert info["estimate_s"]["planned"] > 0 and info["estimate_s"]["measured"] > 0
+    assert infos["lenet5-infer-bs1-noxla-float32"]["runtime"] == "keras"
+    for runtime in ("onnxruntime", "openvino"):
+        info = infos[f"lenet5-infer-bs1-{runtime}-float32"]
+        assert info["top_ops"] and os.listdir(info["trace_dir"])
+    assert infos["lenet5-infer-bs1-litert-float32"]["profile_note"]
+    for case, info in _infos(second).items():  # the second run exports nothing
+        if case in RUNTIME_CASES:
+            assert info["export"]["cached"] and info["time_s"].get("export", 0) < 1.0, (case, info["time_s"])
+
+
+def test_the_report_shows_what_each_runtime_buys_with_exports_and_fidelity(runtime_runs, tmp_path):
+    import subprocess
+    import sys
+
+    (first, _), out = runtime_runs
+    (tmp_path / "store" / "run").mkdir(parents=True)
+    (tmp_path / "store" / "run" / "0001_run.json").write_text(json.dumps(first))
+    done = subprocess.run([sys.executable, "-m", "bench.report", "--storage", str(tmp_path / "store"), "--out",
+                           str(tmp_path / "out"), "--no-plots"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "**What each runtime buys over TensorFlow**" in report
+    for caption in ("*What each runtime buys over TensorFlow:", "*The fastest runtime per model at batch 1",
+                    "*Exports (Keras's model.export) and fidelity", "*How the time budget's estimates held"):
+        assert caption in report, caption
+    for label in ("LiteRT", "ONNX Runtime", "OpenVINO"):
+        assert re.search(rf"\| lenet5 +\| 1 +\| {label} +\| int8", report), label  # its row, in int8 too
+        assert (f"| lenet5 ({label})" in report) is (label != "LiteRT")  # top ops where the runtime has a profiler
+
+
+def test_runtime_cases_follow_their_model_s_keras_cases_and_pair_with_tensorflow_s():
+    matrix = resolve({"models": "lenet5", "runtime": "keras,onnxruntime", "mode": "infer"}, gpu=None,
+                     installed_runtimes=runtimes.RUNTIMES)
+    ids = [case.id for case in matrix.cases()]
+    assert ids[-2:] == ["lenet5-infer-bs1-onnxruntime-float32", "lenet5-infer-bs1-onnxruntime-int8"]  # batch 1
+    assert "lenet5-infer-bs8-noxla-float32" in ids
+    sized = resolve({"models": "lenet5", "runtime": "keras,onnxruntime", "mode": "infer", "batch_sizes": "1,8"},
+                    gpu=None, installed_runtimes=runtimes.RUNTIMES)
+    assert [c.id for c in sized.cases()][-4:] == [
+        "lenet5-infer-bs1-onnxruntime-float32", "lenet5-infer-bs8-onnxruntime-float32",
+        "lenet5-infer-bs1-onnxruntime-int8", "lenet5-infer-bs8-onnxruntime-int8"]
+    int8 = sized.cases()[-1]
+    assert [t.id for t in reference_twins(int8)] == ["lenet5-infer-bs8-noxla-float32",
+                                                     "lenet5-infer-bs8-onnxruntime-float32"]
+    only = resolve({"models": "lenet5", "runtime": "litert", "precision": "int8"}, gpu=None,
+                   installed_runtimes=runtimes.RUNTIMES)
+    assert [c.id for c in only.cases()] == ["lenet5-infer-bs1-litert-int8"]  # no Keras case: none in int8
+
+
+def test_the_cpu_default_run_adds_the_installed_runtimes_at_batch_1_only():
+    cpu = resolve({"models": "lenet5"}, gpu=None, installed_runtimes=runtimes.RUNTIMES,
+                  default_runtimes=("onnxruntime",))
+    assert {c.id for c in cpu.cases() if c.runtime != "keras"} == {"lenet5-infer-bs1-onnxruntime-float32",
+                                                                   "lenet5-infer-bs1-onnxruntime-int8"}
+    gpu = resolve({"models": "lenet5"}, gpu=object(), installed_runtimes=runtimes.RUNTIMES,
+                  default_runtimes=("onnxruntime",))
+    assert all(c.runtime == "keras" for c in gpu.cases())
+    smoke = resolve({"preset": "smoke"}, gpu=None, installed_runtimes=runtimes.RUNTIMES,
+                    default_runtimes=("onnxruntime",))
+    assert all(c.runtime == "keras" for c in smoke.cases())
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"runtime": "tensorrt"}, "--runtime takes keras, litert, onnxruntime, openvino; got 'tensorrt'"),
+    ({"runtime": "keras,openvino"}, "--runtime openvino: not installed (the deploy extra: pip install -e '.[deploy]')"),
+])
+def test_bad_runtimes_are_one_line(options, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")
+                       .replace("[", r"\[").replace("]", r"\]")):
+        resolve({"models": "lenet5", **options}, gpu=None, installed_runtimes=("litert",))
+
+
+def test_on_jax_runtime_cases_are_skipped_with_the_reason(monkeypatch):
+    from bench.engines import jax_engine, tensorflow_engine
+
+    case = Case("lenet5", "infer", 1, False, "float32", runtime="onnxruntime")
+    monkeypatch.setattr("bench.measure.harness.engine", lambda: jax_engine if importlib.util.find_spec("jax")
+                        else type("Jax", (), {"NAME": "jax"}))
+    assert unsupported(case) == RUNTIME_ON_JAX
+    monkeypatch.setattr("bench.measure.harness.engine", lambda: tensorflow_engine)
+    assert unsupported(case) is None
+
+
+def test_the_plan_puts_runtimes_right_after_the_base_and_long_exports_last(tmp_path, monkeypatch):
+    ceilings = {"float32": 218e9, "mixed_bfloat16": 447e9}
+    matrix = resolve({"models": "lenet5,vgg16"}, gpu=None, installed_runtimes=runtimes.RUNTIMES,
+                     default_runtimes=("onnxruntime",))
+    matrix = replace(matrix, precisions=("float32", "mixed_bfloat16"))
+    planner = make_planner(matrix, ceilings, plan.CPU_TIMINGS, None, None, export_root=str(tmp_path))
+    tier = planner.tier
+    assert tier["lenet5-infer-bs1-onnxruntime-float32"] == 1  # the deployment question, right after the base
+    assert tier["lenet5-infer-bs1-onnxruntime-int8"] == 3  # with the precisions
+    vgg16 = "vgg16-infer-bs1-onnxruntime-float32"
+    assert planner.estimates[vgg16].export > plan.DEFERRED_EXPORT_S and tier[vgg16] == len(plan.AXIS_PRIORITY) + 1
+
+    # the same visit with its export found in the cache: no export to pay, back in its tier
+    monkeypatch.setattr(exports, "find", lambda *args: True)
+    cached = make_planner(matrix, ceilings, plan.CPU_TIMINGS, None, None, export_root=str(tmp_path))
+    assert cached.estimates[vgg16].export == 0 and cached.tier[vgg16] == 1
