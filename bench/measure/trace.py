@@ -35,51 +35,47 @@ class Tracer:
         return max(1, min(self.steps, int(TRACE_SECONDS / step_seconds))) if step_seconds > 0 else self.steps
 
     def capture(self, case, step, args, steps: int | None = None) -> dict:
-        """Trace `steps` steps (default `self.steps`) after the timed rounds; a failure is a warning and a
-        `trace_error`, never fatal."""
+        """Trace `steps` steps (default `self.steps`) after the timed rounds."""
         steps = steps or self.steps
-        staged = os.path.join(self.staged_run, case.id)
-        final = os.path.join(self.root, self.run_name, case.id)
-        try:
-            shutil.rmtree(staged, ignore_errors=True)
-            os.makedirs(staged)
+
+        def record(staged):
             engine().record_trace(staged, case.mode, step, args, steps)
-            top_ops = engine().read_top_ops(staged, steps, TOP_OPS)
-            os.makedirs(os.path.dirname(final), exist_ok=True)
-            if self.worker:
-                self._place_worker_trace(staged, final)
-            else:
-                shutil.rmtree(final, ignore_errors=True)
-                os.replace(staged, final)
-        except Exception as err:  # noqa: BLE001  (any fault of the trace must not fail the measured case)
-            shutil.rmtree(staged, ignore_errors=True)
-            message = f"{type(err).__name__}: {err}".splitlines()[0]
-            warnings.warn(f"{case.id}: no trace written ({message})", RuntimeWarning, stacklevel=2)
-            return {"trace_dir": None, "trace_error": message, "top_ops": []}
-        return {"trace_dir": final, "trace_steps": steps, "top_ops": top_ops}
+            return {"trace_steps": steps, "top_ops": engine().read_top_ops(staged, steps, TOP_OPS)}
+        return self._written(case, "trace", record)
 
     def capture_runtime(self, case, runtime, path: str, x, steps: int, threads: int) -> dict:
         """A deployment runtime's own per-op profile of `steps` inferences, its file in the case's trace folder
         (ONNX Runtime's Chrome-trace JSON, OpenVINO's counters); a runtime without one says so."""
         if runtime.NO_PROFILE:
             return {"trace_dir": None, "top_ops": [], "profile_note": runtime.NO_PROFILE}
+
+        def record(staged):
+            rows = runtime.profile(path, threads, x, steps, staged)
+            return {"trace_steps": steps, "profile_files": sorted(os.listdir(staged)),
+                    "top_ops": top_ops([(name, kind, self_us, "CPU") for name, kind, self_us in rows], steps, TOP_OPS)}
+        return self._written(case, "profile", record)
+
+    def _written(self, case, what: str, record) -> dict:
+        """`record(staged folder) -> its figures`, written in the staging folder and moved into place when whole; a
+        failure is a warning and a `trace_error`, never fatal."""
         staged = os.path.join(self.staged_run, case.id)
         final = os.path.join(self.root, self.run_name, case.id)
         try:
             shutil.rmtree(staged, ignore_errors=True)
             os.makedirs(staged)
-            rows = runtime.profile(path, threads, x, steps, staged)
+            found = record(staged)
             os.makedirs(os.path.dirname(final), exist_ok=True)
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(staged, final)
-        except Exception as err:  # noqa: BLE001  (any fault of a profile must not fail the measured case)
+            if self.worker:
+                self._place_worker_trace(staged, final)
+            else:
+                shutil.rmtree(final, ignore_errors=True)
+                os.replace(staged, final)
+        except Exception as err:  # noqa: BLE001  (any fault of a trace must not fail the measured case)
             shutil.rmtree(staged, ignore_errors=True)
             message = f"{type(err).__name__}: {err}".splitlines()[0]
-            warnings.warn(f"{case.id}: no profile written ({message})", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"{case.id}: no {what} written ({message})", RuntimeWarning, stacklevel=3)
             return {"trace_dir": None, "trace_error": message, "top_ops": []}
-        ops = top_ops([(name, kind, self_us, "CPU") for name, kind, self_us in rows], steps, TOP_OPS)
-        return {"trace_dir": final, "trace_steps": steps, "top_ops": ops,
-                "profile_files": sorted(os.listdir(final))}
+        return {"trace_dir": final, **found}
 
     def _place_worker_trace(self, staged: str, final: str) -> None:
         """Move this worker's trace beside the other workers' of the same case, each file whole."""
