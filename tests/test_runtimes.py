@@ -76,6 +76,22 @@ def test_an_export_is_made_once_for_its_versions_and_never_left_half_made(lenet5
     assert sorted(os.listdir(tmp_path)) == [os.path.basename(os.path.dirname(first.path))]
 
 
+def test_onnx_exports_refuse_a_model_too_big_for_tf2onnx_in_memory(tmp_path):
+    class Big:  # what VGG-16 is to the converter: 138 M parameters (it was OOM-killed at 24 GB)
+        input_shape = (None, 8, 8, 3)
+
+        @staticmethod
+        def count_params():
+            return 138_357_544
+
+        def __call__(self, x, training=False):
+            return np.zeros((len(x), 2), np.float32)
+
+    with pytest.raises(MemoryError, match="above 100 M parameters"):
+        exports.make(str(tmp_path), runtimes.module("onnxruntime"), Big(), "vgg16", "default", "float32")
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize("name", ["onnxruntime", "openvino"])
 def test_runtimes_with_a_profiler_say_where_the_time_goes(name, lenet5, tmp_path):
     runtime = runtimes.module(name)
@@ -202,6 +218,10 @@ def test_on_jax_runtime_cases_are_skipped_with_the_reason(monkeypatch):
     assert unsupported(case) == RUNTIME_ON_JAX
     monkeypatch.setattr("bench.measure.harness.engine", lambda: tensorflow_engine)
     assert unsupported(case) is None
+    # and a model too big for the converter is skipped before the plan counts it
+    vgg16 = replace(case, model="vgg16")
+    assert "above 100 M parameters" in unsupported(vgg16)
+    assert unsupported(replace(vgg16, runtime="openvino")) is None
 
 
 def test_the_plan_puts_runtimes_right_after_the_base_and_long_exports_last(tmp_path, monkeypatch):

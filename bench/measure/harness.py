@@ -42,10 +42,13 @@ def reference_twins(case: Case) -> list[Case]:
 RUNTIME_ON_JAX = "the deployment runtimes take Keras's exports through TensorFlow: run them with --backend tensorflow"
 
 
-def unsupported(case: Case) -> str | None:
-    """Why this engine cannot run a case, or None."""
+def unsupported(case: Case, input_size: str = "default") -> str | None:
+    """Why this engine, or the case's runtime, cannot run a case, or None."""
     if case.runtime != KERAS:
-        return RUNTIME_ON_JAX if engine().NAME != "tensorflow" else None
+        if engine().NAME != "tensorflow":
+            return RUNTIME_ON_JAX
+        refused = runtimes.module(case.runtime).refuses(facts.lookup([case.model], input_size)[case.model].params)
+        return f"{runtimes.module(case.runtime).LABEL}: {refused}" if refused else None
     return engine().unsupported(case)
 
 
@@ -132,7 +135,7 @@ class Harness:
         failed_at = self.out_of_memory.get(_oom_key(case))
         if failed_at is not None and case.batch_size > failed_at:
             self.skip(case, f"out of memory at batch {failed_at}")
-        reason = unsupported(case)
+        reason = unsupported(case, self.matrix.input_size)
         if reason:
             self.skip(case, reason)
 
@@ -366,7 +369,7 @@ def make_planner(matrix: Matrix, ceilings: dict, timings: plan.Timings, tracer, 
                  reserve: float = 0.0, export_root: str | None = None) -> plan.Planner:
     """A planner for the matrix's visits on a device of these ceilings (FLOP/s by precision) and timings."""
     known = facts.lookup(matrix.models, matrix.input_size)
-    visits = [visit for visit in matrix.visits() if not unsupported(visit)]  # the others are skipped
+    visits = [visit for visit in matrix.visits() if not unsupported(visit, matrix.input_size)]  # others skip
     planned = {visit.test_id for visit in visits}
     estimates = {}
     for visit in visits:

@@ -12,6 +12,7 @@ from .select import KERAS, Pair, judged, runtime_of, twins
 
 TENSORFLOW = {"runtime": KERAS, "precision": "float32", "xla": False}
 MIB = 2 ** 20
+ASTRAY = 0.5  # a max relative error this large: the export computes something else (int8 of a deep random model)
 
 
 def runtime_pairs(runs) -> list[Pair]:
@@ -55,8 +56,9 @@ def runtime_table(view):
 
 
 def fastest(view):
-    """Per model at batch 1, inference: the fastest of every runtime and setting measured, with the runner-up; the
-    lead is clear when the two ratios' 99% intervals over the same TensorFlow case do not overlap."""
+    """Per model at batch 1, inference: the fastest deployment runtime and precision (TensorFlow's own float32 step
+    where every one is slower), with the runner-up; the lead is clear when the two ratios' 99% intervals over the
+    same TensorFlow case do not overlap."""
     by_model = defaultdict(list)
     for pair in runtime_pairs(view.runs):
         if pair.new["batch_size"] == 1:
@@ -127,8 +129,15 @@ def runtime_lines(runs) -> list[str]:
         best = max(pairs_of_model, key=lambda p: p.ratio)
         wins["TensorFlow" if best.high < 1 else _name(best.new)] += 1
     fastest_text = ", ".join(f"{name} for {n}" for name, n in wins.most_common())
-    return [f"**What each runtime buys over TensorFlow** (inference throughput over TensorFlow's float32 step, XLA "
-            f"off): {'; '.join(parts)}. Fastest at batch 1: {fastest_text} (the runtime tables say by how much)."]
+    lines = [f"**What each runtime buys over TensorFlow** (inference throughput over TensorFlow's float32 step, XLA "
+             f"off): {'; '.join(parts)}. Fastest at batch 1: {fastest_text} (the runtime tables say by how much)."]
+    astray = sorted({f"{c['model']} on {_name(c)}" for r in runs for c in r.cases
+                     if ((c.get("fidelity") or {}).get("max_relative_error") or 0) >= ASTRAY},
+                    key=natural_key)
+    if astray:
+        lines.append(f"**Exports whose output is far from Keras's** (max relative error {ASTRAY:g} or more, so their "
+                     f"speed is not that of the same model): {', '.join(astray)}.")
+    return lines
 
 
 def _batch1_by_model(runs) -> dict:

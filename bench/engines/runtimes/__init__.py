@@ -5,6 +5,7 @@ Each runtime module (`litert`, `onnx`, `openvino`) defines:
 - NAME (as in a case id), LABEL, FORMAT (Keras's export format), FILE (the artifact's name), PACKAGES to import,
   COMPILES: what the runtime does once, where TensorFlow has XLA (it has no XLA axis)
 - `versions()`: its own version and its converter's, which key the export cache (bench.engines.runtimes.exports)
+- `refuses(params)`: why it cannot export a model of that many parameters here, or None
 - `export(model, path, precision, calibration)`: writes the artifact (int8: the runtime's own post-training
   quantizer, calibrated on `calibration`, a list of batches)
 - `Session(path, threads)`: `session(x) -> output` (numpy in, numpy out, finished on return), `executed_precision`

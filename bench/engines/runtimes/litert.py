@@ -14,6 +14,10 @@ QUANTIZES_EXPORT = False  # int8 comes from the converter itself, from the Keras
 NO_PROFILE = "LiteRT's Python interpreter has no per-op profiler (its benchmark_model tool has)"
 
 
+
+def refuses(params: int) -> str | None:
+    return None
+
 def versions() -> dict:
     return {"ai_edge_litert": version("ai-edge-litert"), "tensorflow": version("tensorflow")}
 

@@ -24,10 +24,17 @@ def versions() -> dict:
 MAX_EXPORT_PARAMS = 100_000_000
 
 
+def refuses(params: int) -> str | None:
+    if params > MAX_EXPORT_PARAMS:
+        return (f"tf2onnx needs more memory than this machine has above {MAX_EXPORT_PARAMS / 1e6:.0f} M parameters "
+                f"({params / 1e6:.0f} M here; VGG-16 was killed at 24 GB)")
+    return None
+
+
 def export(model, path: str, precision: str, calibration: list, float32=None) -> None:
-    if model.count_params() > MAX_EXPORT_PARAMS:
-        raise MemoryError(f"tf2onnx needs more memory than this machine has above {MAX_EXPORT_PARAMS / 1e6:.0f} M "
-                          f"parameters ({model.count_params() / 1e6:.0f} M here; VGG-16 was killed at 24 GB)")
+    reason = refuses(model.count_params())
+    if reason:
+        raise MemoryError(reason)
     with quiet():
         if precision == "float32":
             model.export(path, format=FORMAT, verbose=False)

@@ -16,6 +16,10 @@ QUANTIZES_EXPORT = True
 NO_PROFILE = None
 
 
+
+def refuses(params: int) -> str | None:
+    return None
+
 def versions() -> dict:
     return {"openvino": version("openvino"), "nncf": version("nncf")}
 
