@@ -383,7 +383,7 @@ def make_planner(matrix: Matrix, ceilings: dict, timings: plan.Timings, tracer, 
             visit, known[visit.model], ceiling, timings, min_rounds=matrix.min_rounds,
             case_seconds=seconds, passes=matrix.passes, trace_steps=tracer.steps_for if traced else None,
             trace_every_batch_size=traced and tracer.every_batch_size,
-            paired=any(twin.test_id in planned for twin in reference_twins(visit)),
+            twins=sum(twin.test_id in planned for twin in reference_twins(visit)),
             export_s=export_estimate(visit, known[visit.model], timings, export_root, matrix.input_size))
     builds = {name: timings.build(known[name]) for name in matrix.models}
     return plan.Planner(visits, estimates, builds, deadline, reserve)

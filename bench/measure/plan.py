@@ -46,6 +46,9 @@ class Timings:
     trace_per_layer: dict
     case_fixed: float  # pytest, the speed probe beside the case, freeing tensors
     rounds_to_target: int = 50  # a fast step's rounds stop about here, its median known to ±2% (fitted)
+    # ... but a step of a few ms took 1 to 2 s of rounds to know its median to ±2% (400 to 1,300 rounds; Zen 4)
+    small_step_timed: float = 1.5
+    build_fixed: float = 0.0  # a model's build and cost count beyond its layers (1.1 s for LeNet-5 on a Zen 4)
     # deployment runtimes: their step against TensorFlow's, the session's making per layer, and an export's seconds
     # as (fixed, per layer, per parameter) by runtime and precision (int8: the quantization of the float32 export)
     runtime_step: float = 0.8
@@ -63,15 +66,15 @@ class Timings:
         return fixed + per_layer * facts.layers + per_param * facts.params
 
     def build(self, facts: ModelFacts) -> float:
-        return facts.layers * self.build_per_layer + facts.params * self.build_per_param
+        return self.build_fixed + facts.layers * self.build_per_layer + facts.params * self.build_per_param
 
 
 # Exports, (fixed, per layer, per parameter) seconds, fitted to 111 exports of 19 models on a 2-core AMD EPYC Zen 4
 # (Keras 3.15, tf2onnx 1.17, TensorFlow's converter, OpenVINO 2026.4, NNCF 3.4): 18 min for those 19 models, AlexNet
 # to ONNX alone 100 s. They run on the host's CPU on any device.
 RUNTIME_EXPORTS = {("litert", "float32"): (0.6, 0.075, 0.16e-6), ("litert", "int8"): (0.3, 0.075, 0.43e-6),
-                   ("onnxruntime", "float32"): (0.6, 5e-3, 1.1e-6), ("onnxruntime", "int8"): (0.05, 8.5e-3, 0.12e-6),
-                   ("openvino", "float32"): (2.0, 0.024, 0.1e-6), ("openvino", "int8"): (0.55, 0.013, 0.17e-6)}
+                   ("onnxruntime", "float32"): (0.6, 5e-3, 1.1e-6), ("onnxruntime", "int8"): (0.05, 4e-3, 0.08e-6),
+                   ("openvino", "float32"): (2.0, 0.03, 0.02e-6), ("openvino", "int8"): (0.55, 0.013, 0.17e-6)}
 
 # Fitted to a run of 8 models (4 cases each) on a 2-core AMD EPYC Zen 3 with AVX2, TensorFlow 2.21; a run scales
 # them by what it measures as it goes.
@@ -80,7 +83,7 @@ CPU_TIMINGS = Timings(efficiency={"infer": 0.8, "train": 0.5}, step_per_layer={"
                                             ("train", False): 30e-3, ("train", True): 120e-3},
                       xla_compile_fixed=0.3, build_per_layer=5e-3, build_per_param=12e-9,
                       trace_fixed=0.1, trace_per_layer={"infer": 1.2e-3, "train": 4e-3}, case_fixed=0.15,
-                      exports=RUNTIME_EXPORTS)
+                      exports=RUNTIME_EXPORTS, build_fixed=0.8)
 # On paper (no GPU was at hand): kernel launches of 5-10 us, cuDNN autotuning on a step's first call, XLA compiles
 # slower than on a CPU, traces with a device plane to convert as well.
 GPU_TIMINGS = Timings(efficiency={"infer": 0.4, "train": 0.35}, step_per_layer={"infer": 20e-6, "train": 60e-6},
@@ -109,10 +112,11 @@ class Plan(NamedTuple):
 
 def estimate_case(case: Case, facts: ModelFacts, ceiling: float, timings: Timings, *, min_rounds: int,
                   case_seconds: float, passes: int, trace_steps=None, trace_every_batch_size: bool = False,
-                  paired: bool = False, export_s: float = 0.0) -> CaseEstimate:
+                  twins: int = 0, export_s: float = 0.0) -> CaseEstimate:
     """First call, pilot, timed rounds, trace (`trace_steps(step seconds)` steps, when traced: with the step's
     first batch size, or every one) and fixed costs, as bench.measure.harness runs a case. A case timed beside its
-    reference twins (`paired`) takes its whole seconds: a paired ratio is seldom known within ±5% sooner. A
+    reference twins (`twins` of them) takes its whole seconds, a paired ratio being seldom known within ±5% sooner;
+    its pilot warms each twin with a step, and each of its rounds runs every twin's step too (about as long). A
     deployment runtime's step is new with its export (`export_s`, 0 when cached) and its session; its trace is a
     profile in a session of its own."""
     step = timings.step(case, facts, ceiling)
@@ -126,8 +130,10 @@ def estimate_case(case: Case, facts: ModelFacts, ceiling: float, timings: Timing
 
     def pilot_and_timed(first_call_s):
         budget = timed_seconds(case_seconds / passes, first_call_s)
-        timed = (budget if paired else min(budget, timings.rounds_to_target * step)) + step / 2
-        return min(3 * step, max(step, budget / 4)), max(min_rounds * step, timed)
+        alone = min(budget, max(timings.rounds_to_target * step, timings.small_step_timed))
+        timed = (budget if twins else alone) + step / 2
+        pilot = min(3 * step, max(step, budget / 4)) + twins * step
+        return pilot, max(min_rounds * step * (1 + twins), timed)
 
     pilot, timed = pilot_and_timed(first_call)
     stretched_pilot, stretched_timed = (new - old for new, old in zip(pilot_and_timed(first_call + new_step),
