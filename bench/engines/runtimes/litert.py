@@ -14,9 +14,9 @@ QUANTIZES_EXPORT = False  # int8 comes from the converter itself, from the Keras
 NO_PROFILE = "LiteRT's Python interpreter has no per-op profiler (its benchmark_model tool has)"
 
 
-
 def refuses(params: int) -> str | None:
-    return None
+    return None  # no model of the zoo is too big for its converter here
+
 
 def versions() -> dict:
     return {"ai_edge_litert": version("ai-edge-litert"), "tensorflow": version("tensorflow")}
