@@ -241,3 +241,49 @@ def test_the_plan_puts_runtimes_right_after_the_base_and_long_exports_last(tmp_p
     monkeypatch.setattr(exports, "find", lambda *args: True)
     cached = make_planner(matrix, ceilings, plan.CPU_TIMINGS, None, None, export_root=str(tmp_path))
     assert cached.estimates[vgg16].export == 0 and cached.tier[vgg16] == 1
+
+
+def test_exports_made_ahead_are_the_ones_a_run_finds_and_a_failure_does_not_stop_the_rest(tmp_path, capsys,
+                                                                                          monkeypatch):
+    from bench.engines.runtimes import ahead
+
+    cache = str(tmp_path)
+    onnx = runtimes.module("onnxruntime")
+    real_export = onnx.export
+
+    def failing_on_int8(model, path, precision, *args):
+        if precision == "int8":
+            raise RuntimeError("quantizer gave up\nand a page of log")
+        return real_export(model, path, precision, *args)
+
+    monkeypatch.setattr(onnx, "export", failing_on_int8)
+    assert ahead.main(["lenet5", "--runtime", "onnxruntime", "--export-cache", cache]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert re.match(r"\[1/2\] lenet5 ONNX Runtime float32: [\d.]+ s, [\d.]+ MiB$", lines[0])
+    assert lines[1] == "[2/2] lenet5 ONNX Runtime int8: ONNX Runtime export failed: RuntimeError: quantizer gave up"
+    assert lines[-1] == "failed: lenet5 ONNX Runtime int8"
+
+    monkeypatch.setattr(onnx, "export", real_export)
+    assert ahead.main(["lenet5", "--runtime", "onnxruntime", "--export-cache", cache]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "[1/2] lenet5 ONNX Runtime float32: cached" and lines[1].endswith(" MiB")
+    # what a run's plan finds: nothing left to export
+    matrix = resolve({"models": "lenet5", "runtime": "onnxruntime", "batch_sizes": "1"}, gpu=None,
+                     installed_runtimes=runtimes.RUNTIMES)
+    planner = make_planner(matrix, {"float32": 218e9}, plan.CPU_TIMINGS, None, None, export_root=cache)
+    assert [e.export for e in planner.estimates.values()] == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--runtime", "tflite"], "--runtime: unknown 'tflite' (choose from litert, onnxruntime, openvino)"),
+    (["--precision", "fp16"], "--precision: unknown 'fp16' (choose from float32, int8)"),
+    (["nosuch"], "unknown model 'nosuch'; see `python -m models`"),
+])
+def test_bad_input_to_the_export_command_is_one_line(argv, message, tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "bench.export", *argv, "--export-cache", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr == f"python -m bench.export: error: {message}\n"
+    assert os.listdir(tmp_path) == []

@@ -184,9 +184,7 @@ class Harness:
                 return exports.make(self.export_root, runtime, model, case.model, self.matrix.input_size,
                                     case.precision)
         except Exception as err:  # noqa: BLE001  (each converter fails in its own way)
-            lines = str(err).strip().splitlines()
-            self.failed_exports[key] = f"{runtime.LABEL} export failed: {type(err).__name__}" + (
-                f": {lines[0][:200]}" if lines else "")
+            self.failed_exports[key] = exports.failure(runtime, err)
             self.skip(case, self.failed_exports[key])
 
     def run(self, case: Case, benchmark) -> None:

@@ -104,6 +104,12 @@ def make(root: str, runtime, model, model_name: str, input_size: str, precision:
     return Export(os.path.join(final, runtime.FILE), seconds, size, False, reference_input, reference_output)
 
 
+def failure(runtime, err: Exception) -> str:
+    """A converter's failure in one line: each fails in its own way, some with pages of log."""
+    lines = str(err).strip().splitlines()
+    return f"{runtime.LABEL} export failed: {type(err).__name__}" + (f": {lines[0][:200]}" if lines else "")
+
+
 def relative_error(output, reference) -> float:
     """The largest difference from the reference, relative to the reference's largest magnitude (element-wise
     relative error would blow up on outputs near zero)."""
