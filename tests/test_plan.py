@@ -46,11 +46,13 @@ def test_every_model_first_gets_its_cheapest_inference_case_then_the_axes_in_ord
     tier = planner.tier
     assert sum(1 for t in tier.values() if t == 0) == len(matrix.models)
     assert tier["resnet50-infer-bs1-noxla-float32"] == 0
-    # tier 1 is the deployment runtimes' (tests/test_runtimes.py), none here
-    assert tier["resnet50-infer-bs8-noxla-float32"] == 2
-    assert tier["resnet50-infer-bs8-noxla-mixed_bfloat16"] == 3
-    assert tier["resnet50-train-bs2-noxla-float32"] == 4 and tier["resnet50-train-bs2-noxla-mixed_bfloat16"] == 4
-    assert tier["resnet50-infer-bs1-xla-mixed_bfloat16"] == 5
+    rank = {axis: index for index, axis in enumerate(plan.AXIS_PRIORITY, 1)}
+    assert list(rank) == ["runtime", "scenario", "batch_size", "precision", "mode", "xla"]
+    # the deployment runtimes' tier (tests/test_runtimes.py) and the serving scenarios' (tests/test_serving.py): none
+    assert tier["resnet50-infer-bs8-noxla-float32"] == rank["batch_size"]
+    assert tier["resnet50-infer-bs8-noxla-mixed_bfloat16"] == rank["precision"]
+    assert tier["resnet50-train-bs2-noxla-float32"] == tier["resnet50-train-bs2-noxla-mixed_bfloat16"] == rank["mode"]
+    assert tier["resnet50-infer-bs1-xla-mixed_bfloat16"] == rank["xla"]
 
 
 def test_a_tight_budget_keeps_every_models_first_case_and_drops_xla_before_batch_sizes():
@@ -61,7 +63,9 @@ def test_a_tight_budget_keeps_every_models_first_case_and_drops_xla_before_batch
     assert {v.model for v in chosen if planner.tier[v.test_id] == 0} == set(matrix.models)
     left_out = [v for v in planner.visits if v not in chosen]
     assert left_out and tiers != {0}
-    assert sum(planner.tier[v.test_id] == 5 for v in left_out) > sum(planner.tier[v.test_id] == 2 for v in left_out)
+    xla, batch = plan.AXIS_PRIORITY.index("xla") + 1, plan.AXIS_PRIORITY.index("batch_size") + 1
+    assert sum(planner.tier[v.test_id] == xla for v in left_out) > sum(planner.tier[v.test_id] == batch
+                                                                       for v in left_out)
 
 
 def test_the_cpu_default_on_an_avx512_bf16_machine_plans_bfloat16_within_20_minutes():

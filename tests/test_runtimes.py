@@ -232,7 +232,7 @@ def test_the_plan_puts_runtimes_right_after_the_base_and_long_exports_last(tmp_p
     planner = make_planner(matrix, ceilings, plan.CPU_TIMINGS, None, None, export_root=str(tmp_path))
     tier = planner.tier
     assert tier["lenet5-infer-bs1-onnxruntime-float32"] == 1  # the deployment question, right after the base
-    assert tier["lenet5-infer-bs1-onnxruntime-int8"] == 3  # with the precisions
+    assert tier["lenet5-infer-bs1-onnxruntime-int8"] == plan.AXIS_PRIORITY.index("precision") + 1  # with them
     assert "vgg16-infer-bs1-onnxruntime-float32" not in tier  # refused by tf2onnx's memory limit: skipped, unplanned
     vgg16 = "vgg16-infer-bs1-litert-float32"
     assert planner.estimates[vgg16].export > plan.DEFERRED_EXPORT_S and tier[vgg16] == len(plan.AXIS_PRIORITY) + 1

@@ -4,8 +4,10 @@ from __future__ import annotations
 import math
 
 SCHEMA_VERSION = 2  # 2: p90/p99 null below their sample counts; median_error
-CASE_FIELDS = ("model", "mode", "batch_size", "xla", "precision", "replicas", "workers", "runtime")  # a case's axes
-FIELD_DEFAULTS = {"replicas": 1, "workers": 1, "runtime": "keras"}  # of the axes that older runs did not record
+CASE_FIELDS = ("model", "mode", "batch_size", "xla", "precision", "replicas", "workers", "runtime",
+               "scenario")  # a case's axes
+# of the axes that older runs did not record
+FIELD_DEFAULTS = {"replicas": 1, "workers": 1, "runtime": "keras", "scenario": "steps"}
 MODES = {"infer": "inference", "train": "training"}
 # Where a session's time goes (`time_s` of the saved run): "first_call" is tracing, graph optimisation, any XLA
 # compile and the first run of a step; "timed" the rounds the figures come from; "probes" the ceilings and the speed

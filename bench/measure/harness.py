@@ -1,6 +1,9 @@
 """One case, measured right: build (cached), compile timed apart, pilot, timed rounds, record."""
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import time
 import zlib
 from dataclasses import dataclass, field, replace
@@ -18,8 +21,8 @@ from ..engines import current as engine
 from ..engines import runtimes
 from ..engines.distribute import Scale
 from ..engines.runtimes import KERAS, exports
-from . import device, plan
-from .matrix import Case, Matrix
+from . import device, plan, serving
+from .matrix import STEPS, Case, Matrix
 from .model_cache import ModelCache
 from .timing import Budget, PhaseClock, Rounds, pilot, plan_rounds, timed_call
 
@@ -93,6 +96,8 @@ class Harness:
     timed: set = field(default_factory=set)  # test ids measured in this session, which a later case can pair with
     export_root: str = field(default_factory=exports.default_root)  # the deployment runtimes' export cache
     failed_exports: dict = field(default_factory=dict)  # (runtime, model, precision) -> why: its other cases skip
+    serving_root: str = "results/traces/serving"  # the run's folder: LoadGen's logs go in <case>/loadgen/
+    served: dict = field(default_factory=dict)  # (model, runtime, scenario) -> its figures, for the later scenarios
 
     def skip(self, case: Case, reason: str, *, failed: bool = False):
         """Record why a case was not measured (in the journal at once) and end it: a skip, or a failure."""
@@ -231,6 +236,8 @@ class Harness:
             return (host_x, y) if which.runtime != KERAS else (x, y)
 
         step, new_step = self.make_step(case, model, strategy, deployed)
+        if case.scenario != STEPS:
+            return self._serve(case, benchmark, model, cost, step, deployed)
         args = batch_of(case)
         engine().reset_peak_memory()
         with clock("first_call"):
@@ -310,6 +317,82 @@ class Harness:
         benchmark.extra_info["time_s"] = {phase: round(seconds, 3) for phase, seconds in clock.case.items()}
         self.timed.add(case.test_id)
 
+    def _serve(self, case: Case, benchmark, model, cost, step, deployed) -> None:
+        """A LoadGen scenario (bench.measure.serving) against the case's float32 inference step, its logs written in
+        a staging folder and moved beside the case's traces when whole."""
+        deploying = deployed is not None
+        labels = {}  # each padded batch size's targets, made before any query is timed
+        for size in serving.buckets(case.batch_size):
+            labels[size] = engine().synthetic_batch(model, size)[1]
+
+        def infer(x):  # a query's result on the host: where a server would answer it
+            return np.asarray(step(x) if deploying else step(x, labels[len(x)]))
+        final = os.path.join(self.serving_root, case.id, "loadgen")
+        staged = os.path.join(self.serving_root + ".staging", case.id)
+        shutil.rmtree(staged, ignore_errors=True)
+        with self.clock("first_call"):
+            started = time.perf_counter()
+            loadgen = serving.LoadGen(infer, tuple(model.input_shape[1:]), case.batch_size, self.matrix.loadgen_rules,
+                                      staged, case.model)
+            compile_s = time.perf_counter() - started
+        record = {}
+
+        def scenario():
+            record.update(self._scenario(case, loadgen, infer))
+        try:
+            with self.clock("timed"):
+                benchmark.pedantic(scenario, rounds=1, iterations=1, warmup_rounds=0)
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            shutil.rmtree(final, ignore_errors=True)
+            os.replace(staged, final)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the staging folder, once no case is left in it
+                os.rmdir(os.path.dirname(staged))
+        for trial in record.get("trials", []) + [record]:
+            if trial.get("log_dir"):
+                trial["log_dir"] = trial["log_dir"].replace(staged, final, 1)
+        self.served[case.model, case.runtime, case.scenario] = record
+        benchmark.extra_info.update({
+            "schema_version": SCHEMA_VERSION, "case": case.id, "model": case.model,
+            "family": models.entry(case.model).family, "mode": case.mode, "batch_size": case.batch_size,
+            "precision": case.precision, "xla": case.xla, "device": device.device_name(),
+            "input_shape": list(cost.input_shape), "params": cost.params, "flops_per_sample": cost.flops,
+            "backend": engine().NAME, "runtime": case.runtime, "scenario": case.scenario, "compile_s": compile_s,
+            "pass": case.pass_index, "passes": self.matrix.passes, "serving": record, "trace_dir": final,
+            **({"runtime_label": runtimes.module(case.runtime).LABEL} if deploying else {}),
+        })
+        benchmark.extra_info["time_s"] = {phase: round(seconds, 3) for phase, seconds in self.clock.case.items()}
+        self.timed.add(case.test_id)
+
+    def _scenario(self, case: Case, loadgen, infer) -> dict:
+        """The scenario's figures: LoadGen's, its validity and its reasons; Server's every trial of the rate."""
+        rules = {"rules": self.matrix.loadgen_rules, "max_batch": case.batch_size,
+                 "batch_timeout_ms": serving.BATCH_TIMEOUT_S * 1e3}
+        if case.scenario == "single-stream":
+            return {**rules, **loadgen.single_stream(serving.probe(infer, loadgen.samples, 1)).record()}
+        if case.scenario == "offline":
+            return {**rules, **loadgen.offline(case.batch_size / serving.probe(infer, loadgen.samples,
+                                                                               case.batch_size)).record()}
+        single = self.served.get((case.model, case.runtime, "single-stream"))
+        if self.matrix.latency_bound_ms:
+            bound_s, bound_from = self.matrix.latency_bound_ms / 1e3, "--latency-bound-ms"
+        else:
+            if not single or not single.get("p90_ms"):  # this engine's SingleStream, measured now
+                single = loadgen.single_stream(serving.probe(infer, loadgen.samples, 1)).record()
+            bound_s = max(serving.BOUND_MULTIPLE * single["p90_ms"] / 1e3, serving.BOUND_FLOOR_S)
+            bound_from = (f"{serving.BOUND_MULTIPLE:g}x the SingleStream p90 ({single['p90_ms']:.3g} ms), at least "
+                          f"{serving.BOUND_FLOOR_S * 1e3:g} ms")
+        offline = self.served.get((case.model, case.runtime, "offline"))
+        ceiling = (offline or {}).get("samples_per_s") or case.batch_size / serving.probe(
+            infer, loadgen.samples, case.batch_size)
+        best, trials = loadgen.find_rate(bound_s, ceiling)
+        found = best.record() if best else {"valid": False, "reason": f"not servable within {bound_s * 1e3:.3g} ms "
+                                                                      "at any rate tried", "scenario": "server"}
+        return {**rules, **found, "bound_ms": bound_s * 1e3, "bound_from": bound_from,
+                "qps_at_bound": best.target_qps if best else None,
+                "trials": [trial.record() for trial in trials]}
+
     @staticmethod
     def deployment_record(case: Case, step, deployed) -> dict:
         """What a deployment runtime's case adds: the export, the precision the runtime really ran, its threads, and
@@ -377,6 +460,11 @@ def make_planner(matrix: Matrix, ceilings: dict, timings: plan.Timings, tracer, 
             step = timings.step(visit, known[visit.model], ceiling)
             seconds = min(matrix.latency_seconds, matrix.latency_samples * step) * matrix.passes
         traced = tracer is not None and visit.pass_index == 1
+        if visit.scenario != STEPS:
+            estimates[visit.test_id] = plan.estimate_serving(
+                visit, known[visit.model], ceiling, timings, rules=matrix.loadgen_rules,
+                export_s=export_estimate(visit, known[visit.model], timings, export_root, matrix.input_size))
+            continue
         estimates[visit.test_id] = plan.estimate_case(
             visit, known[visit.model], ceiling, timings, min_rounds=matrix.min_rounds,
             case_seconds=seconds, passes=matrix.passes, trace_steps=tracer.steps_for if traced else None,

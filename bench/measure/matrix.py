@@ -1,6 +1,7 @@
 """The benchmark matrix: which cases a run measures, from the command-line options and the device."""
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field, replace
 
 from models.registry import INPUT_SIZES
@@ -12,6 +13,11 @@ from ..engines.runtimes import PRECISIONS as RUNTIME_PRECISIONS
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")  # of the Keras backend's own steps
 XLA_VALUES = {"on": True, "off": False}
 RUNTIME_CHOICES = (KERAS, *RUNTIMES)
+STEPS = "steps"  # the suite's own measurement; the others are LoadGen's serving scenarios (bench.measure.serving)
+SCENARIOS = ("single-stream", "server", "offline")
+SCENARIO_CHOICES = (STEPS, *SCENARIOS)
+LOADGEN_RULES = ("quick", "mlperf")
+SERVING_MAX_BATCH = 8  # the largest batch the serving queue forms (Server, Offline)
 
 
 @dataclass(frozen=True)
@@ -25,13 +31,16 @@ class Case:
     replicas: int = 1  # data-parallel replicas on this host's devices (bench.engines.distribute); per-replica batch
     workers: int = 1  # hosts of a tf.distribute cluster (TF_CONFIG) that run the case together
     runtime: str = KERAS  # or a deployment runtime (bench.engines.runtimes), which has no XLA axis
+    scenario: str = STEPS  # or a LoadGen scenario, whose batch size is the largest the serving queue forms
 
     @property
     def id(self) -> str:
+        served = "" if self.scenario == STEPS else f"-{self.scenario}"
         if self.runtime != KERAS:
-            return f"{self.model}-{self.mode}-bs{self.batch_size}-{self.runtime}-{self.precision}"
+            return f"{self.model}-{self.mode}-bs{self.batch_size}-{self.runtime}-{self.precision}{served}"
         scale = (f"-r{self.replicas}" if self.replicas > 1 else "") + (f"-w{self.workers}" if self.workers > 1 else "")
-        return f"{self.model}-{self.mode}-bs{self.batch_size}-{'xla' if self.xla else 'noxla'}-{self.precision}{scale}"
+        return (f"{self.model}-{self.mode}-bs{self.batch_size}-{'xla' if self.xla else 'noxla'}-{self.precision}"
+                f"{scale}{served}")
 
     @property
     def test_id(self) -> str:
@@ -62,6 +71,10 @@ class Matrix:
     runtimes: tuple[str, ...] = ()  # deployment runtimes: inference of each model exported by Keras (CPU)
     runtime_precisions: tuple[str, ...] = RUNTIME_PRECISIONS
     runtime_batches: tuple[int, ...] | None = None  # None: the inference batch sizes
+    steps: bool = True  # the suite's own step cases (not when --scenario leaves steps out)
+    scenarios: tuple[str, ...] = ()  # LoadGen's serving scenarios, for each engine of the run (float32)
+    loadgen_rules: str = "quick"  # or "mlperf": the official minimum durations (bench.measure.serving)
+    latency_bound_ms: float | None = None  # Server's p99 bound; None: a multiple of the SingleStream p90
 
     def scales(self) -> list[tuple[int, int]]:
         """(replicas, workers) of the cases: the one-replica baseline first, which a scaled case is compared with."""
@@ -71,7 +84,9 @@ class Matrix:
         """Adjacent cases share a model, precision and scale, so one built model serves them all. A case's reference
         twins (float32, XLA off) come before it, so that its rounds can be timed beside theirs. XLA is not measured
         across replicas: Keras leaves jit_compile off under tf.distribute."""
-        return [case for model in self.models for case in self._keras_cases(model) + self._runtime_cases(model)]
+        return [case for model in self.models
+                for case in (self._keras_cases(model) + self._runtime_cases(model) if self.steps else [])
+                + self._scenario_cases(model)]
 
     def _keras_cases(self, model: str) -> list[Case]:
         if not self.keras or not self.precisions:
@@ -89,6 +104,16 @@ class Matrix:
         batches = self.runtime_batches or sorted({b for sizes in self.grid["infer"].values() for b in sizes})
         return [Case(model, "infer", batch, False, precision, runtime=runtime)
                 for runtime in self.runtimes for precision in self.runtime_precisions for batch in batches]
+
+    def _scenario_cases(self, model: str) -> list[Case]:
+        """After the model's step cases, whose float32 inference steps serve them: SingleStream at batch 1, Server
+        and Offline up to SERVING_MAX_BATCH, on the Keras backend (with XLA where it only compiles) and each runtime."""
+        if self.workers > 1 or self.replicas != (1,):
+            return []
+        xla = False not in self.grid.get("infer", {False: ()})
+        return [Case(model, "infer", 1 if scenario == "single-stream" else SERVING_MAX_BATCH,
+                     xla and runtime == KERAS, "float32", runtime=runtime, scenario=scenario)
+                for runtime in ([KERAS] if self.keras else []) + list(self.runtimes) for scenario in self.scenarios]
 
     def visits(self) -> list[Case]:
         """Every case once per pass, pass after pass: the passes of a case see the machine at different times."""
@@ -132,6 +157,7 @@ NUMBER_OPTIONS = {
     "passes": (int, lambda v: v >= 1, "at least 1"),
     "latency_samples": (int, lambda v: v >= 1, "at least 1"),
     "latency_seconds": (float, lambda v: v > 0, "positive"),
+    "latency_bound_ms": (float, lambda v: v > 0, "positive"),
 }
 
 
@@ -202,6 +228,14 @@ def resolve(options: dict, gpu, xla_settings=(False, True), installed_runtimes=(
         matrix = replace(matrix, keras=KERAS in named, runtimes=tuple(n for n in named if n != KERAS))
     if options.get("batch_sizes"):
         matrix = replace(matrix, runtime_batches=None)
+    if options.get("scenario"):
+        named = parse_choice(options["scenario"], "--scenario", SCENARIO_CHOICES)
+        matrix = replace(matrix, steps=STEPS in named, scenarios=tuple(s for s in SCENARIOS if s in named))
+        if matrix.scenarios and importlib.util.find_spec("mlperf_loadgen") is None:
+            raise ValueError("--scenario: MLPerf's LoadGen is not installed (pip install mlcommons-loadgen)")
+    if options.get("loadgen_rules"):
+        matrix = replace(matrix, loadgen_rules=parse_choice(options["loadgen_rules"], "--loadgen-rules",
+                                                            LOADGEN_RULES)[0])
     if options.get("precision"):
         named = parse_choice(options["precision"], "--precision", (*PRECISIONS, "int8"))
         matrix = replace(matrix, precisions=tuple(p for p in named if p in PRECISIONS), explicit_precisions=True,

@@ -6,18 +6,19 @@ ceilings, so its decisions can be tested for any device, described.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from ..cost.facts import ModelFacts
 from ..engines.runtimes import KERAS
 from .matrix import Case
+from .serving import QUICK, buckets
 from .timing import timed_seconds
 
 # Every model first gets its cheapest inference case; then the axes, in this order, are added to it: a case's tier
 # is the highest-ranked axis in which it differs from that first case (0 for the first case itself).
 # A deployment runtime's case differs in its runtime first: the deployment question comes right after the base.
-AXIS_PRIORITY = ("runtime", "batch_size", "precision", "mode", "xla")
+AXIS_PRIORITY = ("runtime", "scenario", "batch_size", "precision", "mode", "xla")
 OUTSIDE = "outside the time budget"
 # The zoo's exports took 0.03 s (a module, ONNX int8) to 100 s (AlexNet, ONNX): a fresh machine's default run could
 # spend its budget exporting. Exports estimated longer than this, and not cached, come last in its priority.
@@ -108,6 +109,33 @@ class Plan(NamedTuple):
     cases: list  # of Case, in the order they will run
     seconds: float  # estimated, corrected by the measured times so far
     timed: float  # of those, in timed rounds
+
+
+# Quick rules (bench.measure.serving.QUICK): LoadGen's min duration, and the queries a valid run needs
+SERVING_QUERIES = {"single-stream": 64, "server": 500}
+SERVING_TRIALS = 9  # a Server rate: bracket, bisection and a confirming trial, about
+MLPERF_MIN_S = 600.0
+
+
+def estimate_serving(case: Case, facts: ModelFacts, ceiling: float, timings: Timings, *, rules: str,
+                     export_s: float = 0.0) -> CaseEstimate:
+    """A LoadGen scenario: its padded batch sizes warmed, then its trials, as bench.measure.serving runs them."""
+    one = timings.step(replace(case, batch_size=1), facts, ceiling)
+    full = timings.step(case, facts, ceiling)
+    warm = sum(timings.step(replace(case, batch_size=size), facts, ceiling) for size in buckets(case.batch_size))
+    tracing = facts.layers * (timings.session_per_layer if case.runtime != KERAS
+                              else timings.first_call_per_layer[(case.mode, case.xla)])
+    minimum = MLPERF_MIN_S if rules == "mlperf" else QUICK[case.scenario]["min_duration_ms"] / 1e3
+    if case.scenario == "single-stream":
+        timed = max(minimum, SERVING_QUERIES["single-stream"] * one)
+    elif case.scenario == "offline":
+        timed = 1.5 * max(minimum, full)  # LoadGen is told to expect 1.5x the probed rate
+    else:  # short search trials, then one long enough for early stopping at about half the batched rate
+        rate = case.batch_size / full / 2
+        search = QUICK["server-search"]["min_duration_ms"] / 1e3
+        timed = (SERVING_TRIALS - 1) * search + max(minimum, SERVING_QUERIES["server"] / rate) + 2.5
+    seconds = warm + 5 * full + timed + timings.case_fixed
+    return CaseEstimate(full, seconds, tracing + export_s, timed, 0.0, export_s)
 
 
 def estimate_case(case: Case, facts: ModelFacts, ceiling: float, timings: Timings, *, min_rounds: int,

@@ -20,6 +20,11 @@ MATRIX_OPTIONS = {  # option: (dest, help); each is a field of the options bench
     "--runtime": ("runtime", "comma list of keras (the backend's own steps), litert, onnxruntime, openvino: where "
                   "inference runs; the deployment runtimes take each model as Keras exports it, in float32 and int8 "
                   "(default: keras, and on a CPU's default run every installed runtime at batch 1)"),
+    "--scenario": ("scenario", "comma list of steps (the suite's own: steps of a batch back to back), "
+                   "single-stream, server, offline (MLPerf's LoadGen serving each model's float32 inference on each "
+                   "engine of the run; default steps)"),
+    "--loadgen-rules": ("loadgen_rules", "quick (seconds a scenario, the default) or mlperf (LoadGen's official "
+                        "minimums: 600 s a scenario)"),
     "--replicas": ("replicas", "comma list of data-parallel replica counts on this host (MirroredStrategy: a GPU "
                    "each, or logical CPU devices that share the cores); batch sizes are per replica; XLA off"),
 }
@@ -35,6 +40,8 @@ NUMBER_HELP = {  # dest: help, for the numeric options of bench.measure.matrix.N
               "between passes is the noise --compare allows for between runs",
     "latency_samples": "the latency scenario: time at least N single-sample inference steps (batch 1) per case, "
                        "enough for a p90 from 64 and a p99 from 662",
+    "latency_bound_ms": "Server scenario: the p99 latency bound of the rate searched for (default: "
+                        "5x the model's SingleStream p90 on the engine, at least 10 ms)",
     "latency_seconds": "time limit of the latency scenario per case (default 120); a slower case times fewer steps "
                        "and says so",
 }

@@ -3,6 +3,7 @@ run's name and journal, and why the run was told to stop. It lives in pytest's c
 from __future__ import annotations
 
 import datetime
+import os
 import signal
 import socket
 import sys
@@ -95,6 +96,7 @@ class Session:
                                 worker=f"{socket.gethostname()}-worker{cluster.index}" if cluster else None)
             self.harness = open_session(self.matrix, tracer=tracer, started=self.started, scale=self.scale,
                                         export_root=self.config.getoption("cnnbench_export_cache"))
+            self.harness.serving_root = os.path.join(self.config.getoption("cnnbench_trace_dir"), self.run_name)
             self._open_journal()
         return self.harness
 

@@ -23,6 +23,7 @@ from .select import (
     other_backends,
     pairs,
 )
+from .serving import serving_lines
 
 
 def backend_lines(runs) -> list[str]:
@@ -161,6 +162,7 @@ def findings(runs, merged_note: str | None = None) -> tuple[list[str], tuple]:
     """(lines, the family table) for the report's opening; `merged_note` says which runs were merged and why."""
     cases = [c for r in runs for c in r.cases]
     lines = ([f"**Runs**: {merged_note}."] if merged_note else []) + effect_lines(runs) + runtime_lines(runs)
+    lines += serving_lines(runs)
     lines += backend_lines(runs)
     lines += cost_example_lines(runs) + scaling_lines(runs)
     mfu = efficiency_line(cases)

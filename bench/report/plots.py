@@ -21,6 +21,7 @@ from models.registry import natural_key  # noqa: E402
 from ..core.records import MODES  # noqa: E402
 from .runtimes import runtime_pairs  # noqa: E402
 from .select import KERAS, REFERENCE, in_reference, pairs, runtime_of  # noqa: E402
+from .serving import load_curves  # noqa: E402
 
 PLOT_DIR = "plots"
 DPI = 110
@@ -336,11 +337,41 @@ def scaling_chart(runs, out_dir, write):
     return _save(fig, out_dir, "scaling.png", write)
 
 
+def latency_against_load(runs, out_dir, write):
+    """LoadGen's Server trials: p99 latency against the offered rate, a line per model and engine, the bound
+    dashed; hollow points are trials LoadGen judged INVALID (short search trials, or over the bound)."""
+    curves = load_curves(runs)
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(WIDTH, 6.5), layout="constrained")
+    bounds = set()
+    for index, (label, points) in enumerate(curves):
+        color = COLORS[index % len(COLORS)]
+        qps, p99 = [p[0] for p in points], [p[1] for p in points]
+        ax.plot(qps, p99, color=color, linestyle=STYLES[(index // len(COLORS)) % len(STYLES)], label=label)
+        ax.scatter(qps, p99, s=28, color=color, facecolors=[color if valid else "none" for *_, valid in points])
+    for run in runs:
+        for case in run.serving:
+            bound = (case.get("serving") or {}).get("bound_ms")
+            if case.get("scenario") == "server" and bound:
+                bounds.add(round(bound, 3))
+    for bound in sorted(bounds):
+        ax.axhline(bound, color="gray", linestyle="--", linewidth=0.8)
+        ax.annotate(f"bound {bound:g} ms", (1, bound), xycoords=("axes fraction", "data"), ha="right", va="bottom",
+                    fontsize=8, color="gray")
+    ax.set(xscale="log", yscale="log", xlabel="offered queries/s (Poisson)", ylabel="p99 latency (ms)",
+           title="Latency against load (LoadGen Server trials; filled: VALID)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, out_dir, "latency_against_load.png", write)
+
+
 def write_plots(runs, out_dir: str, write) -> list[tuple[str, str]]:
     """[(title, path relative to out_dir)]; `write(path, bytes)` stores a file (atomically)."""
     cases = [c for r in runs for c in r.cases]
     if not cases:
-        return []
+        load = latency_against_load(runs, out_dir, write)
+        return [("Latency against load", load)] if load else []
     precisions = sorted({c["precision"] for c in cases} - {"float32"})
     plots = [("Throughput against batch size, by family", throughput_by_family(cases, out_dir, write)),
              ("What XLA buys", speedup_chart(runs, "xla", False, True, "What XLA buys: throughput with XLA over "
@@ -355,5 +386,6 @@ def write_plots(runs, out_dir: str, write) -> list[tuple[str, str]]:
                  found=[p for p in runtime_pairs(runs) if p.new["batch_size"] == 1])),
              ("Roofline", roofline(runs, out_dir, write)),
              ("MACs against measured latency", macs_vs_latency(cases, out_dir, write)),
-             ("Scaling", scaling_chart(runs, out_dir, write))]
+             ("Scaling", scaling_chart(runs, out_dir, write)),
+             ("Latency against load", latency_against_load(runs, out_dir, write))]
     return [(title, path) for title, path in plots if path]

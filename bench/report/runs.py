@@ -23,7 +23,7 @@ FIELDS = ("run", "backend", "device", "case", "model", "family", "mode", "batch_
           "latency_max_ms", "latency_stdev_ms", "rounds", "stop_reason", "cv", "compile_s", "achieved_tflops", "mfu",
           "peak_memory_bytes", "peak_memory_note", "machine_speed_flops", "trace_dir", "replicas", "workers",
           "global_batch", "all_reduce", "scaling", "paired", "runtime", "runtime_label", "executed_precision",
-          "threads", "export", "fidelity", "compiles", "profile_note", "estimate_s")
+          "threads", "export", "fidelity", "compiles", "profile_note", "estimate_s", "scenario", "serving")
 OVERHEAD_GROUP = "harness overhead"  # bench/test_overhead.py
 
 
@@ -51,6 +51,7 @@ class Run:
     plan: dict | None = None  # its time budget, what fell outside and how far the estimates were off
     incomplete: dict | None = None  # {"reason", "finished", "planned"} of a run cut off; None when complete
     scaled: tuple = ()  # cases on several replicas or workers (their one-replica baselines are in `cases`)
+    serving: tuple = ()  # LoadGen's scenarios (bench.measure.serving): figures of their own, not of steps
 
 
 def find_runs(storage: str = DEFAULT_STORAGE) -> list[str]:
@@ -146,6 +147,7 @@ def _flatten(bench: dict, run_name: str, device: str, backend: str) -> dict:
     record = {key: info.get(key) for key in FIELDS}
     record["backend"] = info.get("backend") or backend
     record["runtime"] = info.get("runtime") or "keras"  # a run saved before the deployment runtimes: all Keras
+    record["scenario"] = info.get("scenario") or "steps"
     latency = info.get("latency_ms") or {}
     for stat in ("p50", "p90", "p99", "mean", "min", "max", "stdev"):
         record[f"latency_{stat}_ms"] = latency.get(stat)
@@ -214,6 +216,8 @@ def load_run(path: str) -> Run:
         by_case.setdefault(bench["extra_info"].get("case") or bench.get("name"), []).append(bench)
     records = [_case_record(passes, name, machine.get("device", "-"), backend_of(machine))
                for passes in by_case.values()]
+    serving = tuple(r for r in records if r["scenario"] != "steps")
+    records = [r for r in records if r["scenario"] == "steps"]
     noise = run_noise(records)
     for record in records:
         if record["median_error"] is None and noise.dof:  # a case of several passes: known from their spread
@@ -224,4 +228,4 @@ def load_run(path: str) -> Run:
     scaled = tuple(r for r in records if (r.get("replicas") or 1) > 1 or (r.get("workers") or 1) > 1)
     return Run(path, name, machine, data.get("commit_info") or {}, data.get("datetime") or "",
                [r for r in records if r not in scaled], suite.get("skipped") or [], overhead, noise,
-               suite.get("time_s"), suite.get("plan"), suite.get("incomplete"), scaled)
+               suite.get("time_s"), suite.get("plan"), suite.get("incomplete"), scaled, serving)

@@ -9,7 +9,7 @@ from models.registry import natural_key, shape_text
 
 from ..core.records import PHASES
 from ..core.stats import PERCENTILE_MIN_SAMPLES
-from . import runtimes, select
+from . import runtimes, select, serving
 from .noise import band_text
 from .runs import backend_of
 from .select import KERAS, runtime_of
@@ -361,7 +361,7 @@ def tables(runs) -> list[tuple]:
     """Every table with rows, in the report's order."""
     view = select.View(runs)
     found = [machine(view), precisions(view), time_spent(view), precision_of_medians(view), cost(view),
-             estimates(view), *speed(view), xla(view), *precision(view), *runtimes.tables(view),
+             estimates(view), *speed(view), xla(view), *precision(view), *runtimes.tables(view), *serving.tables(view),
              *backends(view), efficiency(view), scaling(view),
              cost_example(view), top_ops(view), skipped(view)]
     return [table for table in found if table[2]]
