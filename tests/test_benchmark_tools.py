@@ -30,7 +30,7 @@ def small_run(tmp_path_factory):
     done = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "bench"), "-p", "no:cacheprovider", "--models",
                            "resnet50_transfer", "--input-size", "small", "--mode", "infer", "--batch-sizes", "1",
                            "--precision", "float32,mixed_bfloat16", "--xla", "off", "--case-seconds", "0.2",
-                           "--runtime", "keras",
+                           "--runtime", "keras", "--scenario", "steps",
                            "--no-trace",
                            "--benchmark-json", str(out / "run.json")],
                           capture_output=True, text=True, cwd=out, timeout=600)

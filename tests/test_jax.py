@@ -33,6 +33,7 @@ def jax_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("jax")
     done = run_bench("--backend", "jax", "--models", "lenet5,resnet20", "--mode", "infer,train", "--batch-sizes", "2",
                      "--xla", "on,off", "--precision", "float32", "--case-seconds", "0.3", "--min-rounds", "3",
+                     "--scenario", "steps,single-stream",
                      "--benchmark-json", str(out / "run.json"), "--trace-dir", str(out / "traces"), "-k", "test_case",
                      cwd=out)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -43,7 +44,8 @@ def test_a_jax_run_measures_its_cases_and_says_why_xla_off_is_not(jax_run):
     run, _ = jax_run
     machine = run["machine_info"]["cnnbench"]
     assert machine["keras_backend"] == "jax" and machine["jax_version"] and "tensorflow_version" not in machine
-    infos = {b["extra_info"]["case"]: b["extra_info"] for b in run["benchmarks"] if "case" in b["extra_info"]}
+    infos = {b["extra_info"]["case"]: b["extra_info"] for b in run["benchmarks"]
+             if "case" in b["extra_info"] and "serving" not in b["extra_info"]}
     assert set(infos) == CASES
     for info in infos.values():
         assert info["backend"] == "jax" and info["throughput"] > 0 and info["compile_s"] > 0 and info["rounds"] >= 3
@@ -57,7 +59,7 @@ def test_a_jax_run_traces_each_step_where_tensorboard_reads_it(jax_run):
     run, traces = jax_run
     for bench in run["benchmarks"]:
         info = bench["extra_info"]
-        if "case" not in info:
+        if "case" not in info or "serving" in info:
             continue
         assert info["trace_dir"] == str(traces / run["cnnbench"]["run_name"] / info["case"])
         assert xplane_files(info["trace_dir"])  # <run>/<case>/plugins/profile/<timestamp>/<host>.xplane.pb
@@ -69,6 +71,15 @@ def test_a_jax_run_traces_each_step_where_tensorboard_reads_it(jax_run):
                  if b["extra_info"].get("case") == "lenet5-infer-bs2-xla-float32")
     assert any("conv" in op["type"] or "fusion" in op["type"] for op in infer["top_ops"][:3])
     tensorboard_serves(traces, "resnet20-train-bs2-xla-float32")
+
+
+def test_loadgen_serves_the_jax_inference_step_compiled(jax_run):
+    run, _ = jax_run
+    served = {b["extra_info"]["case"]: b["extra_info"] for b in run["benchmarks"] if "serving" in b["extra_info"]}
+    assert set(served) == {f"{model}-infer-bs1-xla-float32-single-stream" for model in ("lenet5", "resnet20")}
+    for info in served.values():
+        assert info["backend"] == "jax" and info["xla"] is True
+        assert info["serving"]["p90_ms"] > 0 and info["serving"]["queries"] >= 64 and info["serving"]["batches"]
 
 
 def test_the_jax_training_step_learns_and_leaves_the_model_readable():

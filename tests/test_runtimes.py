@@ -109,7 +109,8 @@ def runtime_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("runtimes")
     args = ("--models", "lenet5", "--runtime", "keras,litert,onnxruntime,openvino", "--batch-sizes", "1",
             "--mode", "infer", "--precision", "float32,int8", "--case-seconds", "0.5", "--min-rounds", "3",
-            "--trace-dir", str(out / "traces"), "-k", "test_case", "--export-cache", str(out / "exports"))
+            "--trace-dir", str(out / "traces"), "-k", "test_case", "--export-cache", str(out / "exports"),
+            "--scenario", "steps")
     found = []
     for name in ("first", "second"):
         done = run_bench(*args, "--benchmark-json", str(out / f"{name}.json"), cwd=out)

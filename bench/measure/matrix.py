@@ -75,6 +75,8 @@ class Matrix:
     scenarios: tuple[str, ...] = ()  # LoadGen's serving scenarios, for each engine of the run (float32)
     loadgen_rules: str = "quick"  # or "mlperf": the official minimum durations (bench.measure.serving)
     latency_bound_ms: float | None = None  # Server's p99 bound; None: a multiple of the SingleStream p90
+    serving_models: tuple[str, ...] | None = None  # the models Server and Offline serve; None: every one
+    serving_xla: bool = False  # the served Keras step compiled with XLA: on an engine that always compiles (JAX)
 
     def scales(self) -> list[tuple[int, int]]:
         """(replicas, workers) of the cases: the one-replica baseline first, which a scaled case is compared with."""
@@ -110,10 +112,10 @@ class Matrix:
         and Offline up to SERVING_MAX_BATCH, on the Keras backend (with XLA where it only compiles) and each runtime."""
         if self.workers > 1 or self.replicas != (1,):
             return []
-        xla = False not in self.grid.get("infer", {False: ()})
         return [Case(model, "infer", 1 if scenario == "single-stream" else SERVING_MAX_BATCH,
-                     xla and runtime == KERAS, "float32", runtime=runtime, scenario=scenario)
-                for runtime in ([KERAS] if self.keras else []) + list(self.runtimes) for scenario in self.scenarios]
+                     self.serving_xla and runtime == KERAS, "float32", runtime=runtime, scenario=scenario)
+                for runtime in ([KERAS] if self.keras else []) + list(self.runtimes) for scenario in self.scenarios
+                if scenario == "single-stream" or self.serving_models is None or model in self.serving_models]
 
     def visits(self) -> list[Case]:
         """Every case once per pass, pass after pass: the passes of a case see the machine at different times."""
@@ -125,6 +127,10 @@ SMOKE_MODELS = ("lenet5", "resnet20", "conv5x5", "conv5x5_bottleneck")
 QUICK_MODELS = ("lenet5", "alexnet", "vgg16", "resnet18", "resnet50", "resnet50v2", "resnet56", "googlenet",
                 "inception_v3", "conv5x5", "conv5x5_bottleneck", "inception3a_naive", "inception3a")
 GPU_BATCHES = (1, 8, 32, 64, 128, 256)
+# The default run serves every model in SingleStream (a valid p90 in seconds) and these in Server and Offline: the
+# smallest, a CIFAR ResNet, the ImageNet workhorse and the heaviest classic, whose rates span four orders of magnitude
+SERVING_MODELS = ("lenet5", "resnet20", "resnet50", "vgg16")
+SERVED = dict(scenarios=SCENARIOS, serving_models=SERVING_MODELS)
 CPU_BUDGET_MINUTES = 20.0
 GPU_BUDGET_MINUTES = 60.0  # the README's "A default run on a GPU" says what fits and why an hour
 
@@ -134,7 +140,7 @@ GPU_BUDGET_MINUTES = 60.0  # the README's "A default run on a GPU" says what fit
 # call): at 2.5 s the first calls (tracing, graph optimisation, compiles) took 40% of the run, the timed rounds 30%.
 # The deployment runtimes that are installed join it at batch 1 (resolve): a deployment's first question.
 CPU_DEFAULT = Matrix(ALL, {"infer": {False: (1, 8), True: (1,)}, "train": {False: (2,)}}, precisions=PRECISIONS,
-                     min_rounds=3, case_seconds=4.0, time_budget=CPU_BUDGET_MINUTES, runtime_batches=(1,))
+                     min_rounds=3, case_seconds=4.0, time_budget=CPU_BUDGET_MINUTES, runtime_batches=(1,), **SERVED)
 
 # Each preset is a Matrix with its models still as patterns and its candidate precisions.
 PRESETS = {
@@ -145,7 +151,8 @@ PRESETS = {
     "full": lambda gpu: Matrix(ALL, grid({"infer": GPU_BATCHES, "train": GPU_BATCHES[1:] if gpu else (2, 8)}),
                                precisions=PRECISIONS),
     # What a plain run measures: the full matrix within an hour on a GPU, CPU_DEFAULT on a CPU.
-    "default": lambda gpu: replace(PRESETS["full"](gpu), time_budget=GPU_BUDGET_MINUTES) if gpu else CPU_DEFAULT,
+    "default": lambda gpu: replace(PRESETS["full"](gpu), time_budget=GPU_BUDGET_MINUTES, **SERVED) if gpu
+    else CPU_DEFAULT,
 }
 
 
@@ -220,6 +227,7 @@ def resolve(options: dict, gpu, xla_settings=(False, True), installed_runtimes=(
                                        for mode, settings in matrix.grid.items()})
     if preset == "default" and not gpu:
         matrix = replace(matrix, runtimes=tuple(default_runtimes))
+    matrix = replace(matrix, serving_xla=False not in xla_settings)
     if options.get("runtime"):
         named = parse_choice(options["runtime"], "--runtime", RUNTIME_CHOICES)
         absent = [name for name in named if name != KERAS and name not in installed_runtimes]
@@ -230,9 +238,12 @@ def resolve(options: dict, gpu, xla_settings=(False, True), installed_runtimes=(
         matrix = replace(matrix, runtime_batches=None)
     if options.get("scenario"):
         named = parse_choice(options["scenario"], "--scenario", SCENARIO_CHOICES)
-        matrix = replace(matrix, steps=STEPS in named, scenarios=tuple(s for s in SCENARIOS if s in named))
+        matrix = replace(matrix, steps=STEPS in named, scenarios=tuple(s for s in SCENARIOS if s in named),
+                         serving_models=None)
         if matrix.scenarios and importlib.util.find_spec("mlperf_loadgen") is None:
             raise ValueError("--scenario: MLPerf's LoadGen is not installed (pip install mlcommons-loadgen)")
+    elif "infer" not in matrix.grid or importlib.util.find_spec("mlperf_loadgen") is None:
+        matrix = replace(matrix, scenarios=())  # serving is inference; a run without LoadGen has steps alone
     if options.get("loadgen_rules"):
         matrix = replace(matrix, loadgen_rules=parse_choice(options["loadgen_rules"], "--loadgen-rules",
                                                             LOADGEN_RULES)[0])
