@@ -162,6 +162,7 @@ def test_lenet5_served_in_each_scenario_with_loadgen_s_logs_and_the_report(tmp_p
     server = infos["lenet5-infer-bs8-noxla-float32-server"]["serving"]
     offline = infos["lenet5-infer-bs8-noxla-float32-offline"]["serving"]
     assert single["p90_ms"] > 0 and single["queries"] >= 64 and offline["samples_per_s"] > 0
+    assert single["back_to_back_p90_ms"] > 0 and single["back_to_back_calls"] >= 10  # beside it, without LoadGen
     assert server["bound_ms"] >= serving.BOUND_FLOOR_S * 1e3 and server["trials"]
     assert server["valid"] == (server["qps_at_bound"] is not None)
     assert all({"target_qps", "p99_ms", "valid", "batches"} <= set(trial) for trial in server["trials"])

@@ -370,7 +370,8 @@ class Harness:
         rules = {"rules": self.matrix.loadgen_rules, "max_batch": case.batch_size,
                  "batch_timeout_ms": serving.BATCH_TIMEOUT_S * 1e3}
         if case.scenario == "single-stream":
-            return {**rules, **loadgen.single_stream(serving.probe(infer, loadgen.samples, 1)).record()}
+            steps = serving.back_to_back(infer, loadgen.samples)
+            return {**rules, **loadgen.single_stream(steps["back_to_back_p50_ms"] / 1e3).record(), **steps}
         if case.scenario == "offline":
             return {**rules, **loadgen.offline(case.batch_size / serving.probe(infer, loadgen.samples,
                                                                                case.batch_size)).record()}

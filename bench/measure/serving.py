@@ -58,6 +58,19 @@ def probe(infer, samples: np.ndarray, batch: int, calls: int = 5) -> float:
     return float(np.median(times))
 
 
+def back_to_back(infer, samples: np.ndarray, calls: int = 64, seconds: float = 2.0) -> dict:
+    """The same inference at batch 1, called back to back without LoadGen or the queue (`calls`, or as many as
+    `seconds` allow, 10 at least): what SingleStream adds to it is the query's way in and out."""
+    times = []
+    started = time.perf_counter()
+    while len(times) < calls and (len(times) < 10 or time.perf_counter() - started < seconds):
+        begun = time.perf_counter()
+        infer(samples[len(times) % len(samples):][:1])
+        times.append(time.perf_counter() - begun)
+    return {"back_to_back_p50_ms": float(np.percentile(times, 50)) * 1e3,
+            "back_to_back_p90_ms": float(np.percentile(times, 90)) * 1e3, "back_to_back_calls": len(times)}
+
+
 def buckets(max_batch: int) -> tuple[int, ...]:
     """The batch sizes a padded batch takes: powers of two up to, and including, `max_batch`."""
     sizes = [1]
