@@ -169,13 +169,13 @@ def test_the_report_shows_what_each_runtime_buys_with_exports_and_fidelity(runti
 
 
 def test_runtime_cases_follow_their_model_s_keras_cases_and_pair_with_tensorflow_s():
-    matrix = resolve({"models": "lenet5", "runtime": "keras,onnxruntime", "mode": "infer"}, gpu=None,
-                     installed_runtimes=runtimes.RUNTIMES)
+    matrix = resolve({"models": "lenet5", "runtime": "keras,onnxruntime", "mode": "infer", "scenario": "steps"},
+                     gpu=None, installed_runtimes=runtimes.RUNTIMES)
     ids = [case.id for case in matrix.cases()]
     assert ids[-2:] == ["lenet5-infer-bs1-onnxruntime-float32", "lenet5-infer-bs1-onnxruntime-int8"]  # batch 1
     assert "lenet5-infer-bs8-noxla-float32" in ids
-    sized = resolve({"models": "lenet5", "runtime": "keras,onnxruntime", "mode": "infer", "batch_sizes": "1,8"},
-                    gpu=None, installed_runtimes=runtimes.RUNTIMES)
+    sized = resolve({"models": "lenet5", "runtime": "keras,onnxruntime", "mode": "infer", "batch_sizes": "1,8",
+                     "scenario": "steps"}, gpu=None, installed_runtimes=runtimes.RUNTIMES)
     assert [c.id for c in sized.cases()][-4:] == [
         "lenet5-infer-bs1-onnxruntime-float32", "lenet5-infer-bs8-onnxruntime-float32",
         "lenet5-infer-bs1-onnxruntime-int8", "lenet5-infer-bs8-onnxruntime-int8"]

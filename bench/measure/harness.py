@@ -353,6 +353,7 @@ class Harness:
             if trial.get("log_dir"):
                 trial["log_dir"] = trial["log_dir"].replace(staged, final, 1)
         self.served[case.model, case.runtime, case.scenario] = record
+        self.last_result = {"case": case.test_id, "summary": serving.summary(record)}
         benchmark.extra_info.update({
             "schema_version": SCHEMA_VERSION, "case": case.id, "model": case.model,
             "family": models.entry(case.model).family, "mode": case.mode, "batch_size": case.batch_size,

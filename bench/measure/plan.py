@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from ..cost.facts import ModelFacts
 from ..engines.runtimes import KERAS
-from .matrix import Case
+from .matrix import STEPS, Case
 from .serving import QUICK, buckets
 from .timing import timed_seconds
 
@@ -185,8 +185,8 @@ def tiers(visits: list[Case], cost) -> dict[str, int]:
     """test_id -> tier. Each model's base is its cheapest inference case in the reference settings: float32, no XLA,
     the smallest batch (as near to that as the matrix has)."""
     def key(visit: Case):
-        return (visit.mode != "infer", visit.runtime != KERAS, visit.precision != "float32", visit.xla,
-                visit.batch_size, cost(visit))
+        return (visit.mode != "infer", visit.runtime != KERAS, visit.scenario != STEPS, visit.precision != "float32",
+                visit.xla, visit.batch_size, cost(visit))
 
     base = {}
     for visit in visits:
@@ -196,7 +196,8 @@ def tiers(visits: list[Case], cost) -> dict[str, int]:
     for visit in visits:
         first = base[visit.model]
         differing = [rank for rank, axis in enumerate(AXIS_PRIORITY, 1)
-                     if getattr(visit, axis) != getattr(first, axis)]
+                     if getattr(visit, axis) != getattr(first, axis)
+                     and not (axis == "batch_size" and visit.scenario != STEPS)]  # a queue's largest batch
         result[visit.test_id] = max(differing, default=0)
     return result
 

@@ -158,6 +158,20 @@ class Trial:
                 "seconds": round(self.seconds, 3), "batches": self.batches, "log_dir": self.log_dir, **self.figures}
 
 
+def summary(record: dict) -> str:
+    """A scenario's result in a line, for the console: its figure and LoadGen's verdict."""
+    verdict = "VALID" if record.get("valid") else f"INVALID: {(record.get('reason') or '')[:80]}"
+    if record.get("scenario") == "server":
+        trials = f"{len(record.get('trials') or [])} trials"
+        if record.get("qps_at_bound"):
+            return (f"{record['qps_at_bound']:.4g} queries/s within {record['bound_ms']:.3g} ms (p99 "
+                    f"{record['p99_ms']:.3g} ms), {trials}, {verdict}")
+        return f"not servable within {record.get('bound_ms', 0):.3g} ms at any rate tried, {trials}"
+    if record.get("scenario") == "offline":
+        return f"{record.get('samples_per_s') or 0:.4g} samples/s, {verdict}"
+    return f"p90 {record.get('p90_ms') or 0:.3g} ms, {record.get('queries')} queries, {verdict}"
+
+
 def read_detail(path: str) -> dict:
     """LoadGen's detail log: one `:::MLLOG {json}` line per key."""
     found = {}

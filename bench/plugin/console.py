@@ -120,7 +120,8 @@ class Progress:
             result = harness.last_result if harness else None
             if result is not None and not report.nodeid.endswith(f"[{result['case']}]"):
                 result = None
-            text = (f"{_duration(result['median_s'])} ±{result['error']:.1%}, {result['rounds']} rounds"
+            text = (result["summary"] if result and "summary" in result else
+                    f"{_duration(result['median_s'])} ±{result['error']:.1%}, {result['rounds']} rounds"
                     if result and result.get("error") is not None else
                     f"{_duration(result['median_s'])}, {result['rounds']} rounds" if result else "done")
             markup = {"green": True}
