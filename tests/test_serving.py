@@ -91,7 +91,6 @@ def _sleeper(seconds):
 
 
 def test_loadgen_runs_each_scenario_keeps_its_logs_and_a_server_rate_is_confirmed_valid(tmp_path):
-    pytest.importorskip("mlperf_loadgen")
     loadgen = serving.LoadGen(_sleeper(0.001), (4,), 8, "quick", str(tmp_path), "toy")
     single = loadgen.single_stream(0.001)
     assert single.valid and single.figures["p90_ms"] >= 1.0 and single.batches["1"] == single.figures["queries"]
@@ -150,7 +149,6 @@ def test_bad_serving_options_are_one_line(options, message):
 
 
 def test_lenet5_served_in_each_scenario_with_loadgen_s_logs_and_the_report(tmp_path):
-    pytest.importorskip("mlperf_loadgen")
     done = run_bench("--models", "lenet5", "--runtime", "keras", "--mode", "infer", "--batch-sizes", "1",
                      "--scenario", "steps,single-stream,server,offline", "--xla", "off", "--case-seconds", "0.5",
                      "--trace-dir", str(tmp_path / "traces"), "-k", "test_case",
