@@ -18,7 +18,8 @@ def test_saved_params_are_the_case_and_its_fields_in_plain_json(smoke_run):
         assert bench["params"] == {"case": info["case"], "model": info["model"], "mode": info["mode"],
                                    "batch_size": info["batch_size"], "xla": info["xla"],
                                    "precision": info["precision"], "replicas": info["replicas"],
-                                   "workers": info["workers"], "runtime": info["runtime"], "pass": info["pass"]}
+                                   "workers": info["workers"], "runtime": info["runtime"],
+                                   "scenario": info["scenario"], "pass": info["pass"]}
         assert (info["replicas"], info["workers"]) == (1, 1)  # the smoke run is one replica on one host
     assert not any("UNSERIALIZABLE" in str(b.get("params")) for b in run["benchmarks"])
 

@@ -293,7 +293,7 @@ class Harness:
             "flops_per_step": step_flops, "latency_ms": latency,
             "throughput": scale["global_batch"] / median_s, "compile_s": compile_s, "first_call_traced": new_step,
             "achieved_tflops": achieved / 1e12, "mfu": achieved / ceiling if ceiling else None,
-            "mfu_ceiling": bound_by if ceiling else None, "runtime": case.runtime,
+            "mfu_ceiling": bound_by if ceiling else None, "runtime": case.runtime, "scenario": case.scenario,
             "ceiling_devices": self.scale.devices(case, strategy),
             "peak_memory_bytes": peak_memory, "peak_memory_note": peak_memory_note, "backend": engine().NAME,
             "rounds": len(samples), "stop_reason": stop_reason,
