@@ -36,8 +36,11 @@ def test_cpu_default_is_the_whole_zoo_at_small_batches_in_20_minutes():
     assert matrix.models == tuple(models.names()) and matrix.time_budget == 20
     assert matrix.precisions == ("float32", "mixed_float16", "mixed_bfloat16")  # candidates: the fast ones run
     assert matrix.grid == {"infer": {False: (1, 8), True: (1,)}, "train": {False: (2,)}}
-    cases = replace(matrix, precisions=("float32",)).cases()
+    every = replace(matrix, precisions=("float32",)).cases()
+    cases = [c for c in every if c.scenario == "steps"]
     assert len(cases) == len(models.names()) * 4
+    served = [c.id for c in every if c.scenario != "steps"]  # SingleStream for all; Server, Offline for three
+    assert len(served) == len(models.names()) + 2 * 3 and "resnet50-infer-bs8-noxla-float32-server" in served
     assert [c.id for c in cases[:4]] == [f"{cases[0].model}-{rest}-float32" for rest in
                                          ("infer-bs1-noxla", "infer-bs8-noxla", "infer-bs1-xla", "train-bs2-noxla")]
 
@@ -75,7 +78,8 @@ def test_options_override_the_preset():
 
 
 def test_passes_visit_every_case_pass_after_pass():
-    matrix = resolve({"models": "lenet5", "mode": "infer", "xla": "off", "passes": 2, "precision": "float32"}, gpu=None)
+    matrix = resolve({"models": "lenet5", "mode": "infer", "xla": "off", "passes": 2, "precision": "float32",
+                      "scenario": "steps"}, gpu=None)
     assert [c.test_id for c in matrix.visits()] == ["lenet5-infer-bs1-noxla-float32", "lenet5-infer-bs8-noxla-float32",
                                                     "lenet5-infer-bs1-noxla-float32-pass2",
                                                     "lenet5-infer-bs8-noxla-float32-pass2"]
@@ -216,7 +220,7 @@ def test_a_case_outside_the_time_budget_is_skipped_with_that_reason():
         harness.run(batch8, FakeBenchmark())
     assert harness.skipped == [{"case": batch8.id, "model": "lenet5", "mode": "infer", "batch_size": 8, "xla": False,
                                 "precision": "float32", "replicas": 1, "workers": 1, "runtime": "keras",
-                                "reason": "outside the time budget"}]
+                                "scenario": "steps", "reason": "outside the time budget"}]
     assert len(harness.planner.spent) == 1 and not harness.planner.pending
     harness.cache.clear()
 
@@ -350,7 +354,7 @@ def test_rounds_stop_once_the_median_is_known(benchmark):
 
 def test_references_come_before_the_cases_compared_with_them():
     matrix = resolve({"models": "lenet5", "mode": "infer", "batch_sizes": "1", "xla": "on,off",
-                      "precision": "mixed_bfloat16,float32"}, None)
+                      "precision": "mixed_bfloat16,float32", "scenario": "steps"}, None)
     assert [c.id for c in matrix.cases()] == ["lenet5-infer-bs1-noxla-float32", "lenet5-infer-bs1-xla-float32",
                                              "lenet5-infer-bs1-noxla-mixed_bfloat16",
                                              "lenet5-infer-bs1-xla-mixed_bfloat16"]
