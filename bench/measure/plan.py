@@ -112,7 +112,7 @@ class Plan(NamedTuple):
 
 
 # Quick rules (bench.measure.serving.QUICK): LoadGen's min duration, and the queries a valid run needs
-SERVING_QUERIES = {"single-stream": 64, "server": 500}
+SERVING_QUERIES = {scenario: QUICK[scenario]["min_query_count"] for scenario in ("single-stream", "server")}
 SERVING_TRIALS = 9  # a Server rate: bracket, bisection and a confirming trial, about
 SERVING_CONFIRMS = 1.5  # confirming trials, on average (a model and engine of 8 took 1 to 4)
 MLPERF_MIN_S = 600.0
