@@ -22,7 +22,8 @@ MATRIX_OPTIONS = {  # option: (dest, help); each is a field of the options bench
                   "(default: keras, and on a CPU's default run every installed runtime at batch 1)"),
     "--scenario": ("scenario", "comma list of steps (the suite's own: steps of a batch back to back), "
                    "single-stream, server, offline (MLPerf's LoadGen serving each model's float32 inference on each "
-                   "engine of the run; default steps)"),
+                   "engine of the run; default steps, and on a default run SingleStream for every model with Server "
+                   "and Offline for a few, on the Keras backend)"),
     "--loadgen-rules": ("loadgen_rules", "quick (seconds a scenario, the default) or mlperf (LoadGen's official "
                         "minimums: 600 s a scenario)"),
     "--replicas": ("replicas", "comma list of data-parallel replica counts on this host (MirroredStrategy: a GPU "
