@@ -99,7 +99,7 @@ def test_resnet50_agrees_with_tensorflows_count_of_keras_resnet50():
 
 @pytest.mark.parametrize("name", models.names())
 def test_tensorflow_counts_twice_our_macs(name):
-    # At each model's small input: the count is exact at any size, and freezing a small graph is quick.
+    # At each model's small input: the count is exact at any size, and tracing a small graph is quick.
     model = models.build(name, input_shape=models.entry(name).small_input_shape)
     assert tensorflow_mac_flops(model) == 2 * model_cost(model).macs
 
