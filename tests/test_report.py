@@ -19,8 +19,8 @@ import pytest
 
 from bench.core.records import PHASES
 from bench.report.__main__ import main as report_main
-from bench.report.compare import compare
-from bench.report.noise import machine_shift, verdict
+from bench.report.compare import compare, compare_ratios
+from bench.report.noise import RATIO_DRIFT, machine_shift, verdict
 from bench.report.runs import RunNoise, load_run, run_noise
 
 FIXTURE = Path(__file__).parent / "fixtures" / "smoke_run.json"
@@ -484,3 +484,50 @@ def test_a_ratio_timed_round_by_round_is_reported_with_its_own_interval(tmp_path
     others = len(_pairs_by_hand("xla", False, True)) - 2
     assert f"paired round by round in 2, ±5% typical; unpaired, from two cases minutes apart in {others}, ±" in line
     assert "*What XLA buys: throughput with XLA over without (above 1.00x: XLA is faster); ± its 95% interval" in md
+
+
+def _paired_run(tmp_path, name, ratios_by_pass, case="lenet5-infer-bs1-xla-float32"):
+    """The fixture with `case` timed beside its XLA-off twin: pass k's paired ratios ratios_by_pass[k - 1]."""
+    data = json.loads(FIXTURE.read_text())
+    data["cnnbench"]["run_name"] = name
+    for bench in data["benchmarks"]:
+        info = bench["extra_info"]
+        if info.get("case") == case and ratios_by_pass[info["pass"] - 1]:
+            info["paired"] = [{"against": case.replace("-xla-", "-noxla-"), "ratios": ratios_by_pass[info["pass"] - 1]}]
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_a_paired_ratio_s_interval_holds_the_drift_between_its_passes(tmp_path):
+    """Each pass knows its ratio exactly, but the passes disagree: the interval is theirs, not the pairs'."""
+    run = load_run(str(_paired_run(tmp_path, "drifting", [[1.0] * 30, [1.1] * 30, [1.2] * 30])))
+    paired = next(c for c in run.cases if c["case"] == "lenet5-infer-bs1-xla-float32")["paired"][0]
+    assert paired["ratio"] == 1.1 and paired["in_run95"] == [1.1, 1.1]  # the 90 pairs alone: ±0%
+    sigma = statistics.stdev(math.log(r) for r in (1.0, 1.1, 1.2))
+    assert run.ratio_noise.dof == 2 and run.ratio_noise.sigma == pytest.approx(sigma)
+    drift = 4.303 * sigma / math.sqrt(3)  # Student's t for 2 degrees of freedom, the mean of 3 passes
+    assert paired["ci95"] == pytest.approx([1.1 * math.exp(-drift), 1.1 * math.exp(drift)], rel=1e-3)
+    steady = load_run(str(_paired_run(tmp_path, "steady", [[0.9, 1.1] * 15] * 3)))
+    assert steady.ratio_noise.sigma == 0.0  # the passes' spread is all their pairs' own
+    one_pass = load_run(str(_paired_run(tmp_path, "one", [[1.1] * 30, None, None])))  # nothing to measure it by
+    paired = next(c for c in one_pass.cases if c["case"] == "lenet5-infer-bs1-xla-float32")["paired"][0]
+    assert one_pass.ratio_noise.dof is None and one_pass.ratio_noise.sigma == RATIO_DRIFT
+    assert paired["ci95"] == pytest.approx([1.1 * math.exp(-1.96 * RATIO_DRIFT), 1.1 * math.exp(1.96 * RATIO_DRIFT)])
+
+
+def test_compare_says_which_paired_ratios_moved_between_runs(tmp_path, capsys):
+    base = _paired_run(tmp_path, "base", [[1.0, 1.02] * 15] * 3)
+    again = _paired_run(tmp_path, "again", [[1.01, 1.03] * 15] * 3)
+    moved = _paired_run(tmp_path, "moved", [[1.3, 1.32] * 15] * 3)
+    _, _, rows, agreed = compare_ratios(load_run(str(base)), load_run(str(again)))
+    assert [row[:2] for row in rows] == [("lenet5-infer-bs1-xla-float32", "lenet5-infer-bs1-noxla-float32")]
+    assert agreed == 1 and rows[0][-1] == "agrees"
+    _, _, rows, agreed = compare_ratios(load_run(str(base)), load_run(str(moved)))
+    assert agreed == 0 and rows[0][-1] == "moved" and rows[0][4] == "+29.7"
+    assert report_main(["--compare", str(base), str(moved), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.replace("\n  ", " ").splitlines()
+    assert out[-2] == ("paired ratios in both runs: 1, 0 (0%) agree within their 95% intervals; moved most: "
+                       f"lenet5-infer-bs1-xla-float32 +29.7% (band {rows[0][5]})")
+    assert "| lenet5-infer-bs1-xla-float32 | lenet5-infer-bs1-noxla-float32 | 1.010 | 1.310 | +29.7" in re.sub(
+        " +", " ", (tmp_path / "compare.md").read_text())

@@ -6,7 +6,7 @@ import sys
 
 from ..core.cli import ArgumentParser, UsageError, run
 from ..core.files import atomic_write
-from .compare import compare, terminal_summary
+from .compare import compare, compare_ratios, terminal_summary
 from .render import FORMATS, md_table, summary, wrap, write_report
 from .runs import DEFAULT_STORAGE, companion_runs, load_run, merged_note, newest_run, resolve_ref
 
@@ -35,9 +35,10 @@ def _compare(args) -> int:
     base = load_run(resolve_ref(args.compare[0], args.storage))
     new = load_run(resolve_ref(args.compare[1], args.storage) if len(args.compare) == 2 else newest_run(args.storage))
     caption, headers, rows, slower = compare(base, new)
+    *ratios, agreed = compare_ratios(base, new)
     path = os.path.join(args.out, "compare.md")
-    atomic_write(path, md_table((caption, headers, rows)))
-    print(wrap(terminal_summary(base, new, rows, path)))
+    atomic_write(path, md_table((caption, headers, rows)) + ("\n" + md_table(ratios) if ratios[2] else ""))
+    print(wrap(terminal_summary(base, new, rows, path, ratios[2], agreed)))
     if args.fail_above is not None:
         over = [(case, pct) for case, pct in slower if pct > args.fail_above]
         if over:

@@ -2,6 +2,7 @@
 terminal, the whole table for a file."""
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 from models.registry import natural_key
@@ -43,7 +44,36 @@ def compare(base_run, new_run):
     return caption, HEADERS, rows, slower
 
 
-def terminal_summary(base_run, new_run, rows, written: str) -> list[str]:
+RATIO_HEADERS = ("case", "against", "base", "new", "change (%)", "band (%)", "")
+
+
+def _log_half(paired: dict) -> float:
+    low, high = paired["ci95"]
+    return max(math.log(high / paired["ratio"]), math.log(paired["ratio"] / low)) if low > 0 else math.inf
+
+
+def compare_ratios(base_run, new_run):
+    """(caption, headers, rows, agreed) of the paired ratios both runs measured (a case over the twin timed beside
+    it): whether each run's ratio lies within the two runs' 95% intervals of the other's, root sum of squares in log
+    terms. Between runs of the same code this is the A/A of ratios: about 95% should agree."""
+    def by_key(run):
+        return {(c["device"], c["case"], p["against"]): p for c in run.cases for p in c.get("paired") or []}
+    base, new = by_key(base_run), by_key(new_run)
+    rows, agreed = [], 0
+    for key in sorted(base.keys() & new.keys(), key=lambda k: (natural_key(k[1]), k[2])):
+        old, now = base[key], new[key]
+        change, band = math.log(now["ratio"] / old["ratio"]), math.hypot(_log_half(old), _log_half(now))
+        agrees = abs(change) <= band
+        agreed += agrees
+        rows.append((key[1], key[2], f"{old['ratio']:.3f}", f"{now['ratio']:.3f}", f"{math.expm1(change) * 100:+.1f}",
+                     band_text(band), "agrees" if agrees else "moved"))
+    caption = (f"Paired ratios of {new_run.name} against {base_run.name} (a case's throughput over its twin's, timed "
+               "side by side; 'agrees' where the change is within the root sum of squares of the two 95% intervals, "
+               f"which hold the drift between moments: {base_run.ratio_noise.source}; {new_run.ratio_noise.source})")
+    return caption, RATIO_HEADERS, rows, agreed
+
+
+def terminal_summary(base_run, new_run, rows, written: str, ratio_rows=(), agreed: int = 0) -> list[str]:
     """Counts of each verdict and the largest changes each way; the table itself is in the file."""
     words = Counter(row[-1] for row in rows)
     judged = [row for row in rows if row[-1] in ("slower", "faster")]
@@ -55,5 +85,11 @@ def terminal_summary(base_run, new_run, rows, written: str) -> list[str]:
         if found:
             lines.append(f"largest {word}: " + ", ".join(f"{row[0]} {row[4]}% (band {row[5]})"
                                                          for row in found[:LARGEST]))
-    lines.append(f"wrote {written} (every case, its noise band and verdict)")
+    if ratio_rows:
+        moved = sorted((row for row in ratio_rows if row[-1] == "moved"), key=lambda row: -abs(float(row[4])))
+        lines.append(f"paired ratios in both runs: {len(ratio_rows)}, {agreed} ({agreed / len(ratio_rows):.0%}) agree "
+                     "within their 95% intervals" + ("; moved most: " + ", ".join(
+                         f"{row[0]} {row[4]}% (band {row[5]})" for row in moved[:LARGEST]) if moved else ""))
+    lines.append(f"wrote {written} (every case, its noise band and verdict"
+                 + (", and the paired ratios)" if ratio_rows else ")"))
     return lines

@@ -49,6 +49,60 @@ def run_noise(cases) -> RunNoise:
     return RunNoise(None, None, "the medians' own intervals only (nothing recorded of the noise between runs)")
 
 
+# A paired ratio's drift between moments of the machine, beyond its pairs' own noise (the sd of its log), for a run
+# of one pass, which cannot measure it: the pairs of one case span seconds and see one moment of the machine, and the
+# machine's load changes what a setting buys (XLA on conv5x5 read 1.38x on a quiet Zen 4, 1.5-1.7x on a busy one).
+# Measured as the spread between passes of smoke runs, and checked by the A/A of two default runs (README).
+RATIO_DRIFT = 0.02
+
+
+PAIRED_INTERVAL = (f"from the rounds of the two timed side by side, with the drift of such a ratio between moments of "
+                   f"the machine (measured between the run's passes; {RATIO_DRIFT:.0%} for a run of one pass)")
+
+
+@dataclass(frozen=True)
+class RatioNoise:
+    """How far a run's paired ratios move between moments of the machine, beyond what their pairs show (log terms):
+    the term that an interval taken within one case's seconds lacks."""
+    sigma: float
+    dof: int | None  # of the spread between passes; None: RATIO_DRIFT
+    source: str
+
+    def widened(self, summary: dict, passes: int) -> dict:
+        """A paired ratio's summary whose ci95 and ci99 also hold the drift between moments (of the mean over its
+        `passes`), root sum of squares in log terms; the pairs' own intervals kept as in_run95 and in_run99."""
+        ratio, widened = summary["ratio"], dict(summary)
+        for level, z in (("95", 1.96), ("99", 2.576)):
+            low, high = summary[f"ci{level}"]
+            widened[f"in_run{level}"] = [low, high]
+            drift = (t95(self.dof) * z / 1.96 if self.dof else z) * self.sigma / math.sqrt(passes)
+            down = math.hypot(math.log(ratio / low), drift) if low > 0 else math.inf
+            up = math.hypot(math.log(high / ratio), drift)
+            widened[f"ci{level}"] = [ratio * math.exp(-down), ratio * math.exp(up)]
+        return widened
+
+
+def ratio_noise(cases) -> RatioNoise:
+    """From a run of several passes, the spread between passes of each paired ratio's log, pooled over the run,
+    less the part its pairs' own intervals account for (a variance component); else RATIO_DRIFT."""
+    squares, dof, own = 0.0, 0, []
+    for case in cases:
+        for paired in case.get("paired") or []:
+            passes = paired.get("by_pass") or []
+            if len(passes) < 2:
+                continue
+            logs = [math.log(p["ratio"]) for p in passes]
+            mean = sum(logs) / len(logs)
+            squares += sum((x - mean) ** 2 for x in logs)
+            dof += len(logs) - 1
+            own.extend((math.log(p["ci95"][1] / p["ci95"][0]) / (2 * 1.96)) ** 2 for p in passes if p["ci95"][0] > 0)
+    if not dof:
+        return RatioNoise(RATIO_DRIFT, None, f"one pass: the drift measured on shared 2-core VMs, {RATIO_DRIFT:.0%}")
+    within = sum(own) / len(own) if own else 0.0
+    sigma = math.sqrt(max(0.0, squares / dof - within))
+    return RatioNoise(sigma, dof, f"the spread between passes ({dof} degrees of freedom), {sigma:.1%}")
+
+
 NOISE_FLOOR = 0.01
 # Verdicts at 99%, not the intervals' 95%: a compare makes 24 to 130 case comparisons, and on a shared VM the
 # 95% bands gave 4.4% and 7.6% false verdicts in two A/A sets (the noise model is not exact); 99% gave 1.0% and 3.5%.

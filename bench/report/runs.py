@@ -12,7 +12,7 @@ from ..core import journal
 from ..core.cli import UsageError
 from ..core.records import scaling
 from ..core.stats import latency_summary_ms, paired_ratio
-from .noise import RunNoise, run_noise
+from .noise import RatioNoise, RunNoise, ratio_noise, run_noise
 
 DEFAULT_STORAGE = ".benchmarks"
 # Every metric of a case record, in report order; a run saved by an older suite may lack some (shown as "-").
@@ -28,12 +28,14 @@ OVERHEAD_GROUP = "harness overhead"  # bench/test_overhead.py
 
 
 def _pooled_pairs(infos) -> list[dict]:
-    """Each twin's paired ratios over every pass of the case, and their median and intervals."""
-    ratios = {}
+    """Each twin's paired ratios over every pass of the case, their median and intervals, and each pass's own."""
+    by_pass = {}
     for info in infos:
         for paired in info.get("paired") or []:
-            ratios.setdefault(paired["against"], []).extend(paired.get("ratios") or [])
-    return [{"against": against, **paired_ratio(found)} for against, found in ratios.items() if found]
+            if paired.get("ratios"):
+                by_pass.setdefault(paired["against"], []).append(paired["ratios"])
+    return [{"against": against, **paired_ratio([r for ratios in passes for r in ratios]),
+             "by_pass": [paired_ratio(ratios) for ratios in passes]} for against, passes in by_pass.items()]
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class Run:
     incomplete: dict | None = None  # {"reason", "finished", "planned"} of a run cut off; None when complete
     scaled: tuple = ()  # cases on several replicas or workers (their one-replica baselines are in `cases`)
     serving: tuple = ()  # LoadGen's scenarios (bench.measure.serving): figures of their own, not of steps
+    ratio_noise: RatioNoise | None = None  # how far its paired ratios drift between moments (load_run sets it)
 
 
 def find_runs(storage: str = DEFAULT_STORAGE) -> list[str]:
@@ -218,7 +221,9 @@ def load_run(path: str) -> Run:
                for passes in by_case.values()]
     serving = tuple(r for r in records if r["scenario"] != "steps")
     records = [r for r in records if r["scenario"] == "steps"]
-    noise = run_noise(records)
+    noise, drift = run_noise(records), ratio_noise(records)
+    for record in records:  # a paired ratio's interval holds the drift between moments that its pairs cannot see
+        record["paired"] = [drift.widened(p, len(p["by_pass"])) for p in record["paired"]]
     for record in records:
         if record["median_error"] is None and noise.dof:  # a case of several passes: known from their spread
             record["median_error"] = noise.error(record)
@@ -228,4 +233,4 @@ def load_run(path: str) -> Run:
     scaled = tuple(r for r in records if (r.get("replicas") or 1) > 1 or (r.get("workers") or 1) > 1)
     return Run(path, name, machine, data.get("commit_info") or {}, data.get("datetime") or "",
                [r for r in records if r not in scaled], suite.get("skipped") or [], overhead, noise,
-               suite.get("time_s"), suite.get("plan"), suite.get("incomplete"), scaled, serving)
+               suite.get("time_s"), suite.get("plan"), suite.get("incomplete"), scaled, serving, drift)

@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 
 from models.registry import natural_key
 
+from .noise import PAIRED_INTERVAL
 from .select import KERAS, Pair, judged, runtime_of, twins
 
 TENSORFLOW = {"runtime": KERAS, "precision": "float32", "xla": False}
@@ -49,8 +50,8 @@ def runtime_table(view):
              _ms(p.new), _ratio(p), p.word) for p in runtime_pairs(view.runs)]
     return ("What each runtime buys over TensorFlow: median latency per step (ms, ± its 95% interval) of the model "
             "exported by Keras and served by the runtime, against TensorFlow's own step (float32, XLA off); the ratio "
-            "is throughput over TensorFlow's, ± its 95% interval, from the rounds of the two timed side by side (†: "
-            "unpaired); the verdict is at 99%",
+            f"is throughput over TensorFlow's, ± its 95% interval, {PAIRED_INTERVAL} (†: unpaired); the verdict is at "
+            "99%",
             ("model", "batch", "runtime", "precision", "TensorFlow (ms)", "runtime (ms)", "over TensorFlow",
              "verdict"), rows)
 

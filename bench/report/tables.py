@@ -10,7 +10,7 @@ from models.registry import natural_key, shape_text
 from ..core.records import PHASES
 from ..core.stats import PERCENTILE_MIN_SAMPLES
 from . import runtimes, select, serving
-from .noise import band_text
+from .noise import PAIRED_INTERVAL, band_text
 from .runs import backend_of
 from .select import KERAS, runtime_of
 
@@ -228,8 +228,7 @@ def speed(view):
     return tables
 
 
-RATIO_NOTE = ("; ± its 95% interval: from the rounds of the two timed side by side, or, marked †, unpaired, from the "
-              "two cases' own figures, minutes apart")
+RATIO_NOTE = f"; ± its 95% interval: {PAIRED_INTERVAL}, or, marked †, unpaired, from the two cases' own figures"
 
 
 def ratio_cell(pair) -> str:
