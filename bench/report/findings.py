@@ -45,9 +45,12 @@ def how_measured(found: list[Pair]) -> str:
     """How a finding's ratios were measured, and the change each could see: its 95% interval, typical over them."""
     parts = []
     for paired, how in ((True, "paired round by round"), (False, "unpaired, from two cases minutes apart")):
-        widths = [p.half95 * 100 for p in found if p.paired is paired and math.isfinite(p.half95)]
-        if widths:
-            parts.append(f"{how} in {len(widths)}, ±{statistics.median(widths):.0f}% typical")
+        chosen = [p for p in found if p.paired is paired and math.isfinite(p.half95)]
+        if chosen:
+            in_run = (f" (±{statistics.median(p.in_run95 for p in chosen) * 100:.0f}% from the pairs alone, the rest "
+                      "their drift between moments)" if paired else "")
+            parts.append(f"{how} in {len(chosen)}, ±{statistics.median(p.half95 for p in chosen) * 100:.0f}% "
+                         f"typical{in_run}")
     return "; ".join(parts)
 
 

@@ -60,6 +60,7 @@ class Pair:
     half95: float = math.inf  # half-width of the ratio's 95% interval, relative to it
     low: float = 0.0  # the ratio's 99% interval, which the verdict and the plots' bars use
     high: float = math.inf
+    in_run95: float = math.inf  # of half95, what the pairs alone show (without the drift between moments)
 
     @property
     def label(self) -> str:
@@ -76,7 +77,8 @@ def judged(base, new, base_noise, new_noise) -> Pair:
         ratio, (low, high) = paired["ratio"], paired["ci99"]
         word = "faster" if low > 1 else "slower" if high < 1 else "within noise"
         band = math.log(max(high / ratio, ratio / low)) if low > 0 else math.inf
-        return Pair(base, new, ratio, band, word, True, half_width(paired), low, high)
+        in_run = half_width({"ratio": ratio, "ci95": paired.get("in_run95") or paired["ci95"]})
+        return Pair(base, new, ratio, band, word, True, half_width(paired), low, high, in_run)
     change, band, word = verdict(base, new, base_noise, new_noise)
     ratio = 1 + change
     return Pair(base, new, ratio, band, word, False, math.expm1(band / VERDICT_WIDENING),
