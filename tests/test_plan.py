@@ -133,3 +133,29 @@ def test_the_model_facts_file_lists_every_model_at_both_sizes():
     assert all(set(sizes) == {"default", "small"} for sizes in table.values())
     facts = lookup(["resnet50"], "default")["resnet50"]
     assert facts.flops == pytest.approx(7.76e9, rel=0.01) and facts.params == 25_636_712
+
+
+@pytest.mark.parametrize("off_by", [1.0, 1.36, 1.6])
+def test_each_model_s_runtimes_at_batch_1_keep_their_place_when_they_overrun(monkeypatch, off_by):
+    """The CPU default with its runtimes' exports cached, run model by model on a clock where the first tiers' visits
+    take `off_by` times their charge and the others their charge: a Zen 3's main job ran its Keras batch-1 cases at
+    1.36x (median) and lost the last model's OpenVINO case, later tiers of the first models admitted before it."""
+    from bench.engines import runtimes
+    from bench.engines.runtimes import exports
+
+    monkeypatch.setattr(exports, "find", lambda *args: True)
+    matrix = resolve({}, gpu=None, installed_runtimes=runtimes.RUNTIMES, default_runtimes=runtimes.RUNTIMES)
+    matrix = replace(matrix, precisions=("float32",))
+    planner = make_planner(matrix, ZEN3, plan.CPU_TIMINGS, StepsFor, 20 * 60, export_root="cached")
+    first = {v.test_id for v in planner.visits if planner.tier[v.test_id] <= plan.PROTECTED_TIERS}
+    now, ran = 0.0, set()
+    for visit in planner.visits:
+        if planner.admit(visit, now):
+            taken = (off_by if visit.test_id in first else 1.0) * planner.charged[visit.test_id]
+            now += taken
+            planner.finish(visit, taken)
+            ran.add(visit.test_id)
+        else:
+            planner.finish(visit, None)
+    assert {v.runtime for v in planner.visits if v.test_id in first} == {"keras", *runtimes.RUNTIMES}
+    assert first <= ran and len(ran) > len(first) and now <= 20 * 60
