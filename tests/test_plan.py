@@ -147,7 +147,7 @@ def test_each_model_s_runtimes_at_batch_1_keep_their_place_when_they_overrun(mon
     matrix = resolve({}, gpu=None, installed_runtimes=runtimes.RUNTIMES, default_runtimes=runtimes.RUNTIMES)
     matrix = replace(matrix, precisions=("float32",))
     planner = make_planner(matrix, ZEN3, plan.CPU_TIMINGS, StepsFor, 20 * 60, export_root="cached")
-    first = {v.test_id for v in planner.visits if planner.tier[v.test_id] <= plan.PROTECTED_TIERS}
+    first = {v.test_id for v in planner.visits if planner.tier[v.test_id] <= plan.PROTECTED_TIER}
     now, ran = 0.0, set()
     for visit in planner.visits:
         if planner.admit(visit, now):

@@ -24,11 +24,11 @@ OUTSIDE = "outside the time budget"
 # spend its budget exporting. Exports estimated longer than this, and not cached, come last in its priority.
 DEFERRED_EXPORT_S = 10.0
 CORRECTION_LIMITS = (0.25, 4.0)  # how far measured times may scale the remaining estimates
-# The first tiers (each model's base and its deployment runtimes at batch 1) are planned at this many times their
-# estimate while cases of later tiers are admitted: visits run model by model, so a later tier's cases of the first
-# models are admitted before the last models' first tiers run, and a Zen 3's first cases ran at 1.36x their estimate
+# The deployment runtimes' tier (each model's runtimes at batch 1, the deployment question) is planned at this many
+# times its estimate while cases of later tiers are admitted: visits run model by model, so later tiers of the first
+# models are admitted before the last models' runtimes run, and a Zen 3's first cases ran at 1.36x their estimate
 # (median), which left the last model's OpenVINO case outside the budget.
-PROTECTED_TIERS, PROTECTED_MARGIN = 1, 1.3
+PROTECTED_TIER, PROTECTED_MARGIN = AXIS_PRIORITY.index("runtime") + 1, 1.3
 # The correction starts as if this many seconds had run exactly as estimated: without it, the first case alone (its
 # model build and first call over- or underestimated) swung a Zen 4 run's time left from 19.7 to 9.0 min and back.
 CORRECTION_PRIOR_S = 30.0
@@ -271,12 +271,12 @@ class Planner:
         scale = self.correction
         available = math.inf if self.deadline is None else self.deadline - now - self.reserve
         chosen, total, timed, groups = [], 0.0, 0.0, set(self.started)
-        margin = 0.0  # the protected tiers' PROTECTED_MARGIN beyond their estimates, while later tiers are admitted
+        margin = 0.0  # the protected tier's PROTECTED_MARGIN beyond its estimates, while later tiers are admitted
         for visit in self.order:
             if visit.test_id not in self.pending:
                 continue
             seconds, of_which_timed = self._cost(visit, groups)
-            protected = self.tier[visit.test_id] <= PROTECTED_TIERS
+            protected = self.tier[visit.test_id] == PROTECTED_TIER
             if total + scale * seconds + (0.0 if protected else margin) <= available:
                 chosen.append(visit)
                 total += scale * seconds
