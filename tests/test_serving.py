@@ -83,29 +83,6 @@ def test_loadgen_s_verdict_and_its_reasons_in_one_line():
         "min duration not met")
 
 
-def test_a_confirming_trial_short_of_queries_runs_longer_at_its_rate_not_lower():
-    asked = []
-
-    def server(qps, bound_s, index, search, min_queries=None):  # served within 10 ms up to 10 queries/s
-        asked.append((qps, search, min_queries))
-        if search:
-            return serving.Trial("server", False, None, {"p99_ms": 5.0 if qps <= 10 else 50.0, "bound_ms": 10.0,
-                                                         "queries": 32}, {}, 1.0, qps)
-        if min_queries is None:  # within the bound, but too few queries for early stopping to say so
-            return serving.Trial("server", False, "early stopping needs 162 more queries, all within the bound",
-                                 {"p99_ms": 9.0, "bound_ms": 10.0, "queries": 500}, {}, 1.0, qps, more_queries=162)
-        return serving.Trial("server", True, None, {"p99_ms": 9.0, "bound_ms": 10.0, "queries": min_queries}, {},
-                             1.0, qps)
-
-    loadgen = object.__new__(serving.LoadGen)
-    loadgen.rules, loadgen.server = "quick", server
-    best, trials = loadgen.find_rate(0.010, 20.0)
-    confirming = [(qps, queries) for qps, search, queries in asked if not search]
-    assert len(confirming) == 2 and confirming[0][0] == confirming[1][0]  # the same rate, run again ...
-    assert confirming[1][1] == int((500 + 162) * serving.MORE_QUERIES_MARGIN)  # ... longer than early stopping asked
-    assert best is trials[-1] and best.valid and best.target_qps == confirming[0][0]
-
-
 def _sleeper(seconds):
     def infer(x):
         time.sleep(seconds)

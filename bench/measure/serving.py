@@ -45,7 +45,6 @@ QUICK = {"single-stream": {"min_duration_ms": 2000, "min_query_count": 64},
          "offline": {"min_duration_ms": 2000, "min_query_count": 1}}
 SEARCH_TRIALS = 6  # bisection steps of the Server rate after its bracket
 CONFIRM_MARGIN, CONFIRM_TRIALS = 0.8, 4  # the confirming trials' rates: 0.8x the knee, stepping down
-MORE_QUERIES_MARGIN = 1.2  # a confirming trial that early stopping found short runs again this much longer than asked
 LG_NAMES = {"single-stream": "SingleStream", "server": "Server", "offline": "Offline"}
 
 
@@ -153,15 +152,6 @@ class Trial:
     target_qps: float | None = None
     log_dir: str | None = None
     notes: list = field(default_factory=list)
-    more_queries: int | None = None  # early stopping's ask, where that alone made the run INVALID
-
-    @property
-    def short_of_queries(self) -> bool:
-        """INVALID only for want of queries: within the bound so far, and early stopping asks for more."""
-        p99 = self.figures.get("p99_ms")
-        bound = self.figures.get("bound_ms")
-        return (not self.valid and bool(self.more_queries) and p99 is not None and bound is not None
-                and p99 <= bound)
 
     def record(self) -> dict:
         return {"scenario": self.scenario, "valid": self.valid, "reason": self.reason, "target_qps": self.target_qps,
@@ -213,12 +203,6 @@ def figures_of(detail: dict) -> dict:
             "loadgen_version": detail.get("loadgen_version")}
 
 
-def more_queries(detail: dict) -> int | None:
-    """The queries LoadGen's early stopping asks for beyond those a run processed, where it says so."""
-    more = re.search(r"at least (\d+) more queries", str(detail.get("early_stopping_result", "")))
-    return int(more.group(1)) if more else None
-
-
 def invalid_reason(detail: dict) -> str | None:
     """LoadGen's reasons, in one line; None when it judged the run VALID."""
     if detail.get("result_validity") == "VALID":
@@ -231,9 +215,10 @@ def invalid_reason(detail: dict) -> str | None:
     if detail.get("result_min_queries_met") is False:
         reasons.append("min queries not met")
     if detail.get("early_stopping_met") is False:
-        more = more_queries(detail)
-        reasons.append(f"early stopping needs {more} more queries, all within the bound" if more else
-                       f"early stopping: {' '.join(str(detail.get('early_stopping_result', '')).split())}")
+        text = " ".join(str(detail.get("early_stopping_result", "")).split())
+        more = re.search(r"at least (\d+) more queries", text)
+        reasons.append(f"early stopping needs {more.group(1)} more queries, all within the bound" if more
+                       else f"early stopping: {text}")
     extra = " ".join(str(detail.get("result_invalid_reason") or "").split())
     if extra:
         reasons.append(extra)
@@ -298,8 +283,7 @@ class LoadGen:
         detail = read_detail(os.path.join(log_dir, "mlperf_log_detail.txt"))
         counts = np.bincount(batcher.formed) if batcher.formed else []
         found = Trial(scenario, detail.get("result_validity") == "VALID", invalid_reason(detail), figures_of(detail),
-                      {str(size): int(n) for size, n in enumerate(counts) if n}, seconds, target_qps, log_dir,
-                      more_queries=more_queries(detail))
+                      {str(size): int(n) for size, n in enumerate(counts) if n}, seconds, target_qps, log_dir)
         self.trials.append(found)
         return found
 
@@ -312,11 +296,10 @@ class LoadGen:
         return self.trial("offline", "offline", self.settings("offline", target_qps=samples_per_s * 1.5),
                           target_qps=samples_per_s * 1.5)
 
-    def server(self, qps: float, bound_s: float, index: int, search: bool, min_queries: int | None = None) -> Trial:
-        settings = self.settings("server", target_qps=qps, bound_s=bound_s, quick="server-search" if search else None)
-        if min_queries:
-            settings.min_query_count = min_queries
-        return self.trial("server", f"server-{index:02d}-{qps:.4g}qps", settings, target_qps=qps)
+    def server(self, qps: float, bound_s: float, index: int, search: bool) -> Trial:
+        return self.trial("server", f"server-{index:02d}-{qps:.4g}qps",
+                          self.settings("server", target_qps=qps, bound_s=bound_s,
+                                        quick="server-search" if search else None), target_qps=qps)
 
     def find_rate(self, bound_s: float, ceiling_qps: float) -> tuple[Trial | None, list[Trial]]:
         """The highest rate whose p99 is within `bound_s`, searched between 0 and `ceiling_qps` (what Offline
@@ -324,8 +307,8 @@ class LoadGen:
         for LoadGen's early stopping confirm it, stepping down until one is VALID. (best VALID trial or None, all)"""
         trials = []
 
-        def within(qps, search=True, min_queries=None):
-            trial = self.server(qps, bound_s, len(trials) + 1, search, min_queries)
+        def within(qps, search=True):
+            trial = self.server(qps, bound_s, len(trials) + 1, search)
             trials.append(trial)
             p99 = trial.figures.get("p99_ms")
             return (trial.valid if not search else p99 is not None and p99 <= bound_s * 1e3), trial
@@ -350,9 +333,6 @@ class LoadGen:
         rate = low * CONFIRM_MARGIN  # early stopping forgives few queries over the bound: start below the knee
         for _ in range(CONFIRM_TRIALS):  # confirm, in trials LoadGen can judge
             ok, trial = within(rate, search=False)
-            if not ok and trial.short_of_queries:  # served within the bound: a longer run at this rate, not a lower
-                ok, trial = within(rate, search=False, min_queries=int(
-                    (trial.figures["queries"] + trial.more_queries) * MORE_QUERIES_MARGIN))
             if ok:
                 return trial, trials
             rate *= CONFIRM_MARGIN
