@@ -20,7 +20,7 @@ import pytest
 from bench.core.records import PHASES
 from bench.report.__main__ import main as report_main
 from bench.report.compare import compare, compare_ratios
-from bench.report.noise import RATIO_DRIFT, machine_shift, verdict
+from bench.report.noise import FAST_STEP_DRIFT, RATIO_DRIFT, machine_shift, one_pass_drift, verdict
 from bench.report.runs import RunNoise, load_run, run_noise
 
 FIXTURE = Path(__file__).parent / "fixtures" / "smoke_run.json"
@@ -514,7 +514,10 @@ def test_a_paired_ratio_s_interval_holds_the_drift_between_its_passes(tmp_path):
     one_pass = load_run(str(_paired_run(tmp_path, "one", [[1.1] * 30, None, None])))  # nothing to measure it by
     paired = next(c for c in one_pass.cases if c["case"] == "lenet5-infer-bs1-xla-float32")["paired"][0]
     assert one_pass.ratio_noise.dof is None and one_pass.ratio_noise.sigma == RATIO_DRIFT
-    assert paired["ci95"] == pytest.approx([1.1 * math.exp(-1.96 * RATIO_DRIFT), 1.1 * math.exp(1.96 * RATIO_DRIFT)])
+    fast = next(c for c in one_pass.cases if c["case"] == "lenet5-infer-bs1-xla-float32")["latency_p50_ms"] < 10
+    drift = 1.96 * (FAST_STEP_DRIFT if fast else RATIO_DRIFT)  # LeNet-5 at batch 1: a fast step, which drifts more
+    assert fast and paired["ci95"] == pytest.approx([1.1 * math.exp(-drift), 1.1 * math.exp(drift)])
+    assert one_pass_drift(9.9) == FAST_STEP_DRIFT and one_pass_drift(10.0) == RATIO_DRIFT
 
 
 def test_compare_says_which_paired_ratios_moved_between_runs(tmp_path, capsys):

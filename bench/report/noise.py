@@ -52,13 +52,22 @@ def run_noise(cases) -> RunNoise:
 # A paired ratio's drift between moments of the machine, beyond its pairs' own noise (the sd of its log), for a run
 # of one pass, which cannot measure it: the pairs of one case span seconds and see one moment of the machine, and the
 # machine's load changes what a setting buys (XLA on conv5x5 read 1.38x on a quiet Zen 4, 1.5-1.7x on a busy one).
-# From the A/A of two default runs (one pass each) on a 2-core Intel Xeon: 88 paired ratios moved by 2.4% typically
-# (the median of |log r1/r2|) against intervals of ±3%, which a drift of 2.0% in each run accounts for (README).
+# Small steps drift more. Measured by the A/A of two default runs (one pass each): on a 2-core Intel Xeon, 88 paired
+# ratios moved by 2.4% typically against intervals of ±3%, which 2% in each run accounts for; on a 2-core Zen 3, the
+# ratios of steps of 10 ms or more agreed in 16 of 17 with 2%, those of faster steps (a runtime's int8 LeNet-5 or
+# ResNet-20 against TensorFlow's) moved by up to 33% and needed 8% for 54 of 55 (README).
 RATIO_DRIFT = 0.02
+FAST_STEP_MS, FAST_STEP_DRIFT = 10.0, 0.08
+
+
+def one_pass_drift(step_ms: float | None) -> float:
+    """RATIO_DRIFT, or FAST_STEP_DRIFT for a step under FAST_STEP_MS (unknown: fast)."""
+    return RATIO_DRIFT if step_ms and step_ms >= FAST_STEP_MS else FAST_STEP_DRIFT
 
 
 PAIRED_INTERVAL = (f"from the rounds of the two timed side by side, with the drift of such a ratio between moments of "
-                   f"the machine (measured between the run's passes; {RATIO_DRIFT:.0%} for a run of one pass)")
+                   f"the machine (measured between the run's passes; for a run of one pass {RATIO_DRIFT:.0%}, and "
+                   f"{FAST_STEP_DRIFT:.0%} for a step under {FAST_STEP_MS:g} ms)")
 
 
 @dataclass(frozen=True)
@@ -69,14 +78,16 @@ class RatioNoise:
     dof: int | None  # of the spread between passes; None: RATIO_DRIFT
     source: str
 
-    def widened(self, summary: dict, passes: int) -> dict:
+    def widened(self, summary: dict, passes: int, step_ms: float | None = None) -> dict:
         """A paired ratio's summary whose ci95 and ci99 also hold the drift between moments (of the mean over its
-        `passes`), root sum of squares in log terms; the pairs' own intervals kept as in_run95 and in_run99."""
+        `passes`; in a run of one pass, by the case's step time), root sum of squares in log terms; the pairs' own
+        intervals kept as in_run95 and in_run99."""
         ratio, widened = summary["ratio"], dict(summary)
+        sigma = self.sigma if self.dof else one_pass_drift(step_ms)
         for level, z in (("95", 1.96), ("99", 2.576)):
             low, high = summary[f"ci{level}"]
             widened[f"in_run{level}"] = [low, high]
-            drift = (t95(self.dof) * z / 1.96 if self.dof else z) * self.sigma / math.sqrt(passes)
+            drift = (t95(self.dof) * z / 1.96 if self.dof else z) * sigma / math.sqrt(passes)
             down = math.hypot(math.log(ratio / low), drift) if low > 0 else math.inf
             up = math.hypot(math.log(high / ratio), drift)
             widened[f"ci{level}"] = [ratio * math.exp(-down), ratio * math.exp(up)]
@@ -98,7 +109,8 @@ def ratio_noise(cases) -> RatioNoise:
             dof += len(logs) - 1
             own.extend((math.log(p["ci95"][1] / p["ci95"][0]) / (2 * 1.96)) ** 2 for p in passes if p["ci95"][0] > 0)
     if not dof:
-        return RatioNoise(RATIO_DRIFT, None, f"one pass: the drift measured on shared 2-core VMs, {RATIO_DRIFT:.0%}")
+        return RatioNoise(RATIO_DRIFT, None, f"one pass: the drift measured on shared 2-core VMs, {RATIO_DRIFT:.0%} "
+                                             f"({FAST_STEP_DRIFT:.0%} for a step under {FAST_STEP_MS:g} ms)")
     within = sum(own) / len(own) if own else 0.0
     sigma = math.sqrt(max(0.0, squares / dof - within))
     return RatioNoise(sigma, dof, f"the spread between passes ({dof} degrees of freedom), {sigma:.1%}")

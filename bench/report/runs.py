@@ -223,7 +223,7 @@ def load_run(path: str) -> Run:
     records = [r for r in records if r["scenario"] == "steps"]
     noise, drift = run_noise(records), ratio_noise(records)
     for record in records:  # a paired ratio's interval holds the drift between moments that its pairs cannot see
-        record["paired"] = [drift.widened(p, len(p["by_pass"])) for p in record["paired"]]
+        record["paired"] = [drift.widened(p, len(p["by_pass"]), record.get("latency_p50_ms")) for p in record["paired"]]
     for record in records:
         if record["median_error"] is None and noise.dof:  # a case of several passes: known from their spread
             record["median_error"] = noise.error(record)
