@@ -55,7 +55,7 @@ def run_noise(cases) -> RunNoise:
 # Small steps drift more. Measured by the A/A of two default runs (one pass each): on a 2-core Intel Xeon, 88 paired
 # ratios moved by 2.4% typically against intervals of ±3%, which 2% in each run accounts for; on a 2-core Zen 3, the
 # ratios of steps of 10 ms or more agreed in 16 of 17 with 2%, those of faster steps (a runtime's int8 LeNet-5 or
-# ResNet-20 against TensorFlow's) moved by up to 33% and needed 8% for 54 of 55 (README).
+# ResNet-20 against TensorFlow's) moved by up to 33%; with 8% for them, 70 of the 72 agreed (chosen on those two runs).
 RATIO_DRIFT = 0.02
 FAST_STEP_MS, FAST_STEP_DRIFT = 10.0, 0.08
 
