@@ -73,6 +73,12 @@ def half_width(summary: dict, level: str = "ci95") -> float:
     return max(summary["ratio"] - low, high - summary["ratio"]) / summary["ratio"]
 
 
+def log_half_width(summary: dict, level: str = "ci95") -> float:
+    """The wider side of a paired ratio's interval in log terms (inf where it reaches down to 0)."""
+    low, high = summary[level]
+    return math.log(max(high / summary["ratio"], summary["ratio"] / low)) if low > 0 else math.inf
+
+
 def latency_summary_ms(samples_s) -> dict:
     """True percentiles of the raw samples (not pytest-benchmark's quartiles), in milliseconds.
 

@@ -7,6 +7,7 @@ from collections import Counter
 
 from models.registry import natural_key
 
+from ..core.stats import log_half_width
 from .noise import band_text, machine_shift, verdict
 from .tables import MISSING, num
 
@@ -47,11 +48,6 @@ def compare(base_run, new_run):
 RATIO_HEADERS = ("case", "against", "base", "new", "change (%)", "band (%)", "")
 
 
-def _log_half(paired: dict) -> float:
-    low, high = paired["ci95"]
-    return max(math.log(high / paired["ratio"]), math.log(paired["ratio"] / low)) if low > 0 else math.inf
-
-
 def compare_ratios(base_run, new_run):
     """(caption, headers, rows, agreed) of the paired ratios both runs measured (a case over the twin timed beside
     it): whether each run's ratio lies within the two runs' 95% intervals of the other's, root sum of squares in log
@@ -62,7 +58,7 @@ def compare_ratios(base_run, new_run):
     rows, agreed = [], 0
     for key in sorted(base.keys() & new.keys(), key=lambda k: (natural_key(k[1]), k[2])):
         old, now = base[key], new[key]
-        change, band = math.log(now["ratio"] / old["ratio"]), math.hypot(_log_half(old), _log_half(now))
+        change, band = math.log(now["ratio"] / old["ratio"]), math.hypot(log_half_width(old), log_half_width(now))
         agrees = abs(change) <= band
         agreed += agrees
         rows.append((key[1], key[2], f"{old['ratio']:.3f}", f"{now['ratio']:.3f}", f"{math.expm1(change) * 100:+.1f}",

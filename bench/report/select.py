@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from models.registry import natural_key
 
-from ..core.stats import half_width
+from ..core.stats import half_width, log_half_width
 from .noise import VERDICT_WIDENING, verdict
 
 # What makes a case the case it is; a twin differs from it in the fields a comparison changes, and no other.
@@ -76,7 +76,7 @@ def judged(base, new, base_noise, new_noise) -> Pair:
     if paired is not None:
         ratio, (low, high) = paired["ratio"], paired["ci99"]
         word = "faster" if low > 1 else "slower" if high < 1 else "within noise"
-        band = math.log(max(high / ratio, ratio / low)) if low > 0 else math.inf
+        band = log_half_width(paired, "ci99")
         in_run = half_width({"ratio": ratio, "ci95": paired.get("in_run95") or paired["ci95"]})
         return Pair(base, new, ratio, band, word, True, half_width(paired), low, high, in_run)
     change, band, word = verdict(base, new, base_noise, new_noise)
