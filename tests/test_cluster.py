@@ -71,11 +71,10 @@ def test_two_workers_make_one_saved_run_with_their_scaling(cluster_run, tmp_path
     assert together["scaling"]["baseline"] == alone["case"] and together["scaling"]["efficiency"] > 0
     assert [path.name for path in (folder / "store" / "journal").iterdir()] == [f"{run['cnnbench']['run_name']}.jsonl"]
     assert "worker 1: exit 0" in out and "worker 0 (chief, saves the run): exit 0" in out
-    # each worker's trace of the case, named by host and worker, in one session TensorBoard lists
+    # the chief's trace of the case alone, named by host and worker (two profiling workers crash TensorFlow)
     traces = xplane_files(together["trace_dir"])
-    assert sorted(os.path.basename(p) for p in traces) == sorted(f"{os.uname().nodename}-worker{i}.xplane.pb"
-                                                                  for i in range(2))
-    assert len({os.path.dirname(p) for p in traces}) == 1
+    assert [os.path.basename(p) for p in traces] == [f"{os.uname().nodename}-worker0.xplane.pb"]
+    assert together["top_ops"]
     _, headers, rows = scaling(View([load_run(str(saved))]))
     shown = [dict(zip(headers, row)) for row in rows]
     assert [(r["replicas"], r["workers"], r["global batch"]) for r in shown] == [(1, 1, 8), (2, 2, 16)]

@@ -93,7 +93,8 @@ class Session:
                 cluster = self.scale.cluster
                 tracer = Tracer(self.config.getoption("cnnbench_trace_dir"), self.run_name,
                                 every_batch_size=self.config.getoption("cnnbench_trace_every_batch_size"),
-                                worker=f"{socket.gethostname()}-worker{cluster.index}" if cluster else None)
+                                worker=f"{socket.gethostname()}-worker{cluster.index}" if cluster else None,
+                                profiles=cluster is None or cluster.is_chief)
             self.harness = open_session(self.matrix, tracer=tracer, started=self.started, scale=self.scale,
                                         export_root=self.config.getoption("cnnbench_export_cache"))
             self.harness.serving_root = os.path.join(self.config.getoption("cnnbench_trace_dir"), self.run_name)
