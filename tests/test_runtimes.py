@@ -17,6 +17,7 @@ from bench.engines.runtimes import exports
 from bench.measure import plan
 from bench.measure.harness import RUNTIME_ON_JAX, make_planner, reference_twins, unsupported
 from bench.measure.matrix import Case, resolve
+from bench.report.runtimes import ASTRAY
 
 MISSING = [name for name in runtimes.RUNTIMES if runtimes.missing(name)]
 if MISSING:
@@ -51,7 +52,9 @@ def test_each_runtime_serves_keras_own_export_and_agrees_with_keras(name, lenet5
     int8 = runtimes.RuntimeStep(runtime, quantized.path, threads=2)
     error = exports.relative_error(int8(quantized.reference_input), quantized.reference_output)
     assert int8.session.executed_precision.startswith("int8")
-    assert quantized.size_bytes < made.size_bytes and 0 < error < 0.2  # int8 costs some agreement, not all of it
+    # int8 costs some agreement, not all of it: below the report's line for an export that computes something else
+    # (LeNet-5 with random weights, 8 draws: LiteRT 0.013-0.027, ONNX Runtime and OpenVINO 0.04-0.20; 0.22 once in CI)
+    assert quantized.size_bytes < made.size_bytes and 0 < error < ASTRAY
 
 
 def test_an_export_is_made_once_for_its_versions_and_never_left_half_made(lenet5, tmp_path):
@@ -132,7 +135,11 @@ def test_a_run_measures_each_runtime_beside_tensorflow_and_records_what_it_ran(r
         assert info["runtime"] in runtimes.RUNTIMES and info["threads"] == runtimes.threads()
         assert info["xla"] is False and info["executed_precision"]
         assert not info["export"]["cached"] and info["export"]["size_bytes"] > 0
-        assert 0 <= info["fidelity"]["max_relative_error"] < 0.2
+        error = info["fidelity"]["max_relative_error"]
+        if info["precision"] == "int8":
+            assert 0 < error < ASTRAY, case
+        else:  # OpenVINO runs bf16 where the CPU has it: agreement to bf16's 8 bits, else to float32's
+            assert 0 <= error < (3e-2 if info["executed_precision"] == "bfloat16" else 1e-4), case
         against = {p["against"] for p in info["paired"]}
         assert "lenet5-infer-bs1-noxla-float32" in against  # timed round by round beside TensorFlow's step
         if info["precision"] == "int8":
