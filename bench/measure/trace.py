@@ -19,11 +19,11 @@ class Tracer:
     interrupted run never leaves a half-written case under `root` for TensorBoard to list. A step is traced at the
     first batch size it runs (the others run the same graph) unless `every_batch_size`.
 
-    The workers of a cluster each give a `worker` name (host and index): their traces of a case go into one session
-    folder, named after the run, as `<worker>.xplane.pb`, which TensorBoard shows as that session's hosts. Only
-    the chief runs the profiler (`profiles`); the others run the traced steps unprofiled, which a scaled case's
-    all-reduce needs. With two workers profiling, TensorFlow 2.21's profiler crashed the other worker (a double free,
-    SIGABRT) in 3 of 4 trials of 50-200 traces, and in a CI run; with the chief's alone, in none of 950.
+    In a cluster each worker gives a `worker` name (host and index), and a trace goes into a session folder named
+    after the run as `<worker>.xplane.pb`. Only the chief runs the profiler (`profiles`); the others run the traced
+    steps unprofiled, which a scaled case's all-reduce needs. With two workers profiling, TensorFlow 2.21's profiler
+    crashed the other worker (a double free, SIGABRT) in 3 of 4 trials of 50-200 traces, and in a CI run; with the
+    chief's alone, in none of 950.
     """
 
     def __init__(self, root: str, run_name: str, steps: int = TRACE_STEPS, every_batch_size: bool = False,
