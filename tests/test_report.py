@@ -512,11 +512,11 @@ def test_a_paired_ratio_s_interval_holds_the_drift_between_its_passes(tmp_path):
     steady = load_run(str(_paired_run(tmp_path, "steady", [[0.9, 1.1] * 15] * 3)))
     assert steady.ratio_noise.sigma == 0.0  # the passes' spread is all their pairs' own
     one_pass = load_run(str(_paired_run(tmp_path, "one", [[1.1] * 30, None, None])))  # nothing to measure it by
-    paired = next(c for c in one_pass.cases if c["case"] == "lenet5-infer-bs1-xla-float32")["paired"][0]
+    case = next(c for c in one_pass.cases if c["case"] == "lenet5-infer-bs1-xla-float32")
     assert one_pass.ratio_noise.dof is None and one_pass.ratio_noise.sigma == RATIO_DRIFT
-    fast = next(c for c in one_pass.cases if c["case"] == "lenet5-infer-bs1-xla-float32")["latency_p50_ms"] < 10
-    drift = 1.96 * (FAST_STEP_DRIFT if fast else RATIO_DRIFT)  # LeNet-5 at batch 1: a fast step, which drifts more
-    assert fast and paired["ci95"] == pytest.approx([1.1 * math.exp(-drift), 1.1 * math.exp(drift)])
+    assert case["latency_p50_ms"] < 10  # LeNet-5 at batch 1: a fast step, which drifts more
+    drift = 1.96 * FAST_STEP_DRIFT
+    assert case["paired"][0]["ci95"] == pytest.approx([1.1 * math.exp(-drift), 1.1 * math.exp(drift)])
     assert one_pass_drift(9.9) == FAST_STEP_DRIFT and one_pass_drift(10.0) == RATIO_DRIFT
 
 
