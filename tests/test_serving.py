@@ -1,6 +1,7 @@
 """LoadGen's serving scenarios (bench.measure.serving): the batching queue, LoadGen's verdicts read from its own log, a
 Server rate searched and confirmed, and a real run of LeNet-5 in SingleStream, Server and Offline with its report."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -81,6 +82,46 @@ def test_loadgen_s_verdict_and_its_reasons_in_one_line():
                                               "within the bound; Reduce target QPS to improve latency.")
     assert serving.invalid_reason({"result_validity": "INVALID", "result_min_duration_met": False}) == (
         "min duration not met")
+
+
+def test_a_run_short_only_of_early_stopping_s_queries_says_how_many_it_wanted():
+    short = {"result_validity": "INVALID", "result_perf_constraints_met": True, "result_min_duration_met": True,
+             "result_min_queries_met": True, "early_stopping_met": False, "result_invalid_reason": "",
+             "early_stopping_result": " * Run unsuccessful.  * Processed 500 queries.  * Would need to run at least "
+                                      "162 more queries,  with the run being successful if every additional"}
+    assert serving.short_of(short) == 162
+    assert serving.short_of({**short, "result_perf_constraints_met": False}) is None  # too slow: not a longer run
+    assert serving.short_of({**short, "result_invalid_reason": "Reduce target QPS to improve latency."}) is None
+    assert serving.short_of({**short, "result_validity": "VALID"}) is None
+
+
+class ScriptedServer(serving.LoadGen):
+    """find_rate's trials answered from a script: (qps, min_queries) -> Trial, without LoadGen."""
+
+    def __init__(self, answer):
+        self.answer, self.asked, self.rules = answer, [], "quick"
+
+    def server(self, qps, bound_s, index, search, min_queries=None):
+        self.asked.append((round(qps, 6), search, min_queries))
+        return self.answer(qps, search, min_queries)
+
+
+def test_a_confirming_trial_short_of_queries_runs_again_at_its_rate_with_what_loadgen_asked_for():
+    def answer(qps, search, min_queries):
+        if search:  # every rate up to 100 queries/s is within the bound in a short trial
+            return serving.Trial("server", False, None, {"p99_ms": 5.0 if qps <= 100 else 50.0}, {}, 1.0, qps)
+        if min_queries is None:  # 500 queries, one of them over the bound
+            return serving.Trial("server", False, "early stopping needs 162 more queries, all within the bound",
+                                 {"p99_ms": 8.0, "queries": 500}, {}, 5.0, qps, short_of=162)
+        return serving.Trial("server", min_queries >= 662, None, {"p99_ms": 8.0, "queries": min_queries}, {}, 7.0,
+                             qps)
+
+    loadgen = ScriptedServer(answer)
+    best, trials = loadgen.find_rate(0.010, 200.0)
+    confirms = [ask for ask in loadgen.asked if not ask[1]]
+    assert best is trials[-1] and best.valid and len(confirms) == 2
+    assert confirms[1][0] == confirms[0][0]  # the same rate, not a slower one
+    assert confirms[1][2] == 500 + math.ceil(serving.CONFIRM_EXTRA_QUERIES * 162)
 
 
 def _sleeper(seconds):
