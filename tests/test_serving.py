@@ -215,6 +215,7 @@ def test_lenet5_served_in_each_scenario_with_loadgen_s_logs_and_the_report(tmp_p
     report = subprocess.run([sys.executable, "-m", "bench.report", "--storage", str(tmp_path / "store"), "--out",
                              str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr[-3000:]
+    assert report.stdout.startswith("1 cases and 3 serving scenarios of 1 models from "), report.stdout[:200]
     text = (tmp_path / "out" / "report.md").read_text()
     assert "*Serving (MLPerf LoadGen)" in text and "*Server trials:" in text and "**Serving**" in text
     assert "quick: not at MLPerf's minimum duration" in text
