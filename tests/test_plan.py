@@ -135,11 +135,13 @@ def test_the_model_facts_file_lists_every_model_at_both_sizes():
     assert facts.flops == pytest.approx(7.76e9, rel=0.01) and facts.params == 25_636_712
 
 
-@pytest.mark.parametrize("off_by", [1.0, 1.36, 1.6])
+@pytest.mark.parametrize("off_by", [1.0, 1.36, 1.5])
 def test_each_model_s_runtimes_at_batch_1_keep_their_place_when_they_overrun(monkeypatch, off_by):
     """The CPU default with its runtimes' exports cached, run model by model on a clock where the first tiers' visits
     take `off_by` times their charge and the others their charge: a Zen 3's main job ran its Keras batch-1 cases at
-    1.36x (median) and lost the last model's OpenVINO case, later tiers of the first models admitted before it."""
+    1.36x (median) and lost the last model's OpenVINO case, later tiers of the first models admitted before it. (At
+    1.6x those tiers alone, 772 s as charged with the runtimes' sessions, would outlast the 20 minutes; two main jobs
+    measured them at 593 s and 367 s.)"""
     from bench.engines import runtimes
     from bench.engines.runtimes import exports
 

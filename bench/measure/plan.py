@@ -59,6 +59,9 @@ class Timings:
     # as (fixed, per layer, per parameter) by runtime and precision (int8: the quantization of the float32 export)
     runtime_step: float = 0.8
     session_per_layer: float = 2e-3
+    # ... and per parameter: a session packs every weight (ORT 24 ns, OpenVINO 9, LiteRT 8, fitted to 243 first
+    # calls of two Zen 3 main jobs); per layer alone, VGG-16's OpenVINO session read 0.05 s and took 2.3 s
+    session_per_param: float = 15e-9
     exports: dict = field(default_factory=dict)
 
     def step(self, case: Case, facts: ModelFacts, ceiling: float) -> float:
@@ -66,6 +69,10 @@ class Timings:
         seconds = (facts.layers * self.step_per_layer[case.mode]
                    + flops * case.batch_size / (ceiling * self.efficiency[case.mode]))
         return seconds * (self.runtime_step if case.runtime != KERAS else 1.0)
+
+    def session(self, facts: ModelFacts) -> float:
+        """A deployment runtime's session (or interpreter) made and its first call's compile."""
+        return facts.layers * self.session_per_layer + facts.params * self.session_per_param
 
     def export(self, case: Case, facts: ModelFacts) -> float:
         fixed, per_layer, per_param = self.exports.get((case.runtime, case.precision), (5.0, 0.05, 1e-6))
@@ -129,8 +136,8 @@ def estimate_serving(case: Case, facts: ModelFacts, ceiling: float, timings: Tim
     one = timings.step(replace(case, batch_size=1), facts, ceiling)
     full = timings.step(case, facts, ceiling)
     warm = sum(timings.step(replace(case, batch_size=size), facts, ceiling) for size in buckets(case.batch_size))
-    tracing = facts.layers * (timings.session_per_layer if case.runtime != KERAS
-                              else timings.first_call_per_layer[(case.mode, case.xla)])
+    tracing = (timings.session(facts) if case.runtime != KERAS
+               else facts.layers * timings.first_call_per_layer[(case.mode, case.xla)])
     minimum = MLPERF_MIN_S if rules == "mlperf" else QUICK[case.scenario]["min_duration_ms"] / 1e3
     if case.scenario == "single-stream":  # its back-to-back steps, then LoadGen's queries
         timed = min(2.0, max(10, SERVING_QUERIES["single-stream"]) * one) + max(minimum,
@@ -151,13 +158,15 @@ def estimate_case(case: Case, facts: ModelFacts, ceiling: float, timings: Timing
                   twins: int = 0, export_s: float = 0.0) -> CaseEstimate:
     """First call, pilot, timed rounds, trace (`trace_steps(step seconds)` steps, when traced: with the step's
     first batch size, or every one) and fixed costs, as bench.measure.harness runs a case. A case timed beside its
-    reference twins (`twins` of them) takes its whole seconds, a paired ratio being seldom known within ±5% sooner;
-    its pilot warms each twin with a step, and each of its rounds runs every twin's step too (about as long). A
+    reference twins (`twins` of them) is planned at its whole seconds: when its pairs are known within their targets
+    varies from case to case and run to run (LiteRT's cases in two Zen 3 main jobs: a median of 1.0 and of 0.13 of
+    their seconds, each run from 0.01 to 1), which no rule from the step alone foretold; measured times correct the
+    plan. Its pilot warms each twin with a step, and each of its rounds runs every twin's step too (about as long). A
     deployment runtime's step is new with its export (`export_s`, 0 when cached) and its session; its trace is a
     profile in a session of its own."""
     step = timings.step(case, facts, ceiling)
     if case.runtime != KERAS:
-        tracing = facts.layers * timings.session_per_layer
+        tracing = timings.session(facts)
         first_call, new_step = step, tracing + export_s
     else:
         tracing = facts.layers * timings.first_call_per_layer[(case.mode, case.xla)]
