@@ -219,7 +219,7 @@ def more_queries(detail: dict) -> int | None:
 def short_of(detail: dict) -> int | None:
     """The queries an INVALID run wanted when nothing else was wrong with it: its latency within the bound, its
     duration and query count met, only LoadGen's early-stopping estimate short of queries."""
-    if detail.get("result_validity") == "VALID" or detail.get("result_invalid_reason", "").strip():
+    if detail.get("result_validity") == "VALID" or str(detail.get("result_invalid_reason") or "").strip():
         return None
     met = ("result_perf_constraints_met", "result_min_duration_met", "result_min_queries_met")
     return more_queries(detail) if all(detail.get(key) is not False for key in met) else None
