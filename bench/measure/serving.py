@@ -209,17 +209,22 @@ def figures_of(detail: dict) -> dict:
             "loadgen_version": detail.get("loadgen_version")}
 
 
+def _line(detail: dict, key: str) -> str:
+    """A text field of LoadGen's detail log in one line ('' when absent or null)."""
+    return " ".join(str(detail.get(key) or "").split())
+
+
 def more_queries(detail: dict) -> int | None:
     """How many more queries LoadGen's early stopping asked for, when it did."""
-    text = " ".join(str(detail.get("early_stopping_result", "")).split())
-    more = re.search(r"at least (\d+) more queries", text) if detail.get("early_stopping_met") is False else None
+    more = (re.search(r"at least (\d+) more queries", _line(detail, "early_stopping_result"))
+            if detail.get("early_stopping_met") is False else None)
     return int(more.group(1)) if more else None
 
 
 def short_of(detail: dict) -> int | None:
     """The queries an INVALID run wanted when nothing else was wrong with it: its latency within the bound, its
     duration and query count met, only LoadGen's early-stopping estimate short of queries."""
-    if detail.get("result_validity") == "VALID" or str(detail.get("result_invalid_reason") or "").strip():
+    if detail.get("result_validity") == "VALID" or _line(detail, "result_invalid_reason"):
         return None
     met = ("result_perf_constraints_met", "result_min_duration_met", "result_min_queries_met")
     return more_queries(detail) if all(detail.get(key) is not False for key in met) else None
@@ -239,8 +244,8 @@ def invalid_reason(detail: dict) -> str | None:
     if detail.get("early_stopping_met") is False:
         more = more_queries(detail)
         reasons.append(f"early stopping needs {more} more queries, all within the bound" if more
-                       else f"early stopping: {' '.join(str(detail.get('early_stopping_result', '')).split())}")
-    extra = " ".join(str(detail.get("result_invalid_reason") or "").split())
+                       else f"early stopping: {_line(detail, 'early_stopping_result')}")
+    extra = _line(detail, "result_invalid_reason")
     if extra:
         reasons.append(extra)
     return "; ".join(reasons) or f"LoadGen judged it {detail.get('result_validity', 'INVALID')}"

@@ -89,10 +89,10 @@ def wrap(lines) -> str:
 def summary(runs, written, merged_note: str | None = None) -> str:
     cases = [c for r in runs for c in r.cases]
     served = [s for r in runs for s in r.serving]  # LoadGen's scenarios: cases too, with figures of their own
-    devices = sorted({c["device"] for c in cases + served})
+    every = cases + served
     lines = [f"{len(cases)} cases{f' and {len(served)} serving scenarios' if served else ''} of "
-             f"{len({c['model'] for c in cases + served})} models from {', '.join(r.name for r in runs)} on "
-             f"{', '.join(devices)}"]
+             f"{len({c['model'] for c in every})} models from {', '.join(r.name for r in runs)} on "
+             f"{', '.join(sorted({c['device'] for c in every}))}"]
     if merged_note:
         lines.append(merged_note)
     measured = [c for c in cases if c["throughput"]]
