@@ -17,10 +17,6 @@ from bench.engines import start
 
 start()  # as in bench/: the same environment, allocator statistics on the CPU
 
-# The deployment runtimes' exports go to a cache of the tests' own (the runs they start inherit it), not the user's
-EXPORT_CACHE = tempfile.mkdtemp(prefix="cnnbench-test-exports-")
-os.environ["CNNBENCH_EXPORT_CACHE"] = EXPORT_CACHE
-
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE_MODELS = "lenet5,conv5x5"
 
@@ -42,13 +38,26 @@ def _listing() -> dict:
             for path in sorted((ROOT / folder).rglob("*")) if path.is_file()}
 
 
+EXPORT_CACHE = pytest.StashKey[str]()
+
+
+def pytest_configure(config):
+    """The deployment runtimes' exports go to a cache of the tests' own (the runs they start inherit it), not the
+    user's. Made here, not at import, so that a process importing this module outside a test session leaves none."""
+    config.stash[EXPORT_CACHE] = os.environ["CNNBENCH_EXPORT_CACHE"] = tempfile.mkdtemp(prefix="cnnbench-test-exports-")
+
+
+def pytest_unconfigure(config):
+    if EXPORT_CACHE in config.stash:  # unconfigure runs after an interrupted session too
+        shutil.rmtree(config.stash[EXPORT_CACHE], ignore_errors=True)
+
+
 def pytest_sessionstart(session):
     session.config.stash[USER_FILES] = _listing()
 
 
 def pytest_sessionfinish(session, exitstatus):
     """The tests fail if they changed the user's runs or reports (a run of the suite beside them would too)."""
-    shutil.rmtree(EXPORT_CACHE, ignore_errors=True)
     before, after = session.config.stash.get(USER_FILES, None), _listing()
     if before is None or before == after:
         return
