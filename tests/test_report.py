@@ -20,7 +20,7 @@ import pytest
 from bench.core.records import PHASES
 from bench.report.__main__ import main as report_main
 from bench.report.compare import compare, compare_ratios
-from bench.report.noise import FAST_STEP_DRIFT, RATIO_DRIFT, machine_shift, one_pass_drift, verdict
+from bench.report.noise import FAST_STEP_DRIFT, STEP_DRIFT, machine_shift, one_pass_drift, verdict
 from bench.report.runs import RunNoise, load_run, run_noise
 
 FIXTURE = Path(__file__).parent / "fixtures" / "smoke_run.json"
@@ -253,11 +253,17 @@ def test_the_machines_own_change_of_speed_is_taken_out_of_the_verdict():
     assert machine_shift(base, _run(60e9, cores=1))[:2] == (0.0, 0.0)
 
 
-def test_one_pass_runs_fall_back_on_the_drift_of_the_machines_speed():
+def test_one_pass_runs_fall_back_on_the_drift_of_the_machines_speed_and_of_the_step_beyond_it():
     speeds = [1e11 * f for f in (1.0, 1.1, 0.9, 1.0, 5.0)]
     noise = run_noise([_case(100, 0.01, pass_p50_ms=[10], speeds=speeds)])
     assert noise.dof is None and noise.sigma == pytest.approx(1.4826 * math.log(1.1), rel=0.05)  # 5x ignored
-    assert noise.error(_case(100, 0.01)) == pytest.approx(math.hypot(1.96 * noise.sigma, 0.01))
+    slow, fast = _case(100, 0.01), _case(1000, 0.01)  # steps of 10 ms and of 1 ms
+    assert noise.error(slow) == pytest.approx(math.hypot(1.96 * math.hypot(noise.sigma, STEP_DRIFT), 0.01))
+    assert noise.error(fast) == pytest.approx(math.hypot(1.96 * math.hypot(noise.sigma, FAST_STEP_DRIFT), 0.01))
+    # 30% slower between two runs on a steadier machine: a verdict for the 10 ms step, not for the 1 ms one
+    steady = run_noise([_case(100, 0.01, pass_p50_ms=[10], speeds=[1e11 * f for f in (1.0, 1.01, 0.99, 1.0)])])
+    assert verdict(slow, _case(70, 0.01), steady, steady)[2] == "slower"
+    assert verdict(fast, _case(700, 0.01), steady, steady)[2] == "within noise"
     assert run_noise([_case(100, 0.01)]).sigma is None
 
 
@@ -513,11 +519,11 @@ def test_a_paired_ratio_s_interval_holds_the_drift_between_its_passes(tmp_path):
     assert steady.ratio_noise.sigma == 0.0  # the passes' spread is all their pairs' own
     one_pass = load_run(str(_paired_run(tmp_path, "one", [[1.1] * 30, None, None])))  # nothing to measure it by
     case = next(c for c in one_pass.cases if c["case"] == "lenet5-infer-bs1-xla-float32")
-    assert one_pass.ratio_noise.dof is None and one_pass.ratio_noise.sigma == RATIO_DRIFT
+    assert one_pass.ratio_noise.dof is None and one_pass.ratio_noise.sigma == STEP_DRIFT
     assert case["latency_p50_ms"] < 10  # LeNet-5 at batch 1: a fast step, which drifts more
     drift = 1.96 * FAST_STEP_DRIFT
     assert case["paired"][0]["ci95"] == pytest.approx([1.1 * math.exp(-drift), 1.1 * math.exp(drift)])
-    assert one_pass_drift(9.9) == FAST_STEP_DRIFT and one_pass_drift(10.0) == RATIO_DRIFT
+    assert one_pass_drift(9.9) == FAST_STEP_DRIFT and one_pass_drift(10.0) == STEP_DRIFT
 
 
 def test_compare_says_which_paired_ratios_moved_between_runs(tmp_path, capsys):
