@@ -60,7 +60,7 @@ def run_noise(cases) -> RunNoise:
 # drift more. Measured by A/A of default runs (one pass each): on a 2-core Intel Xeon, 88 paired ratios moved by 2.4%
 # typically against intervals of ±3%. On a 2-core Zen 3, 2% and 8% (chosen on two runs) held out of sample for 91.4%
 # of 1,326 ratios shared by ten pairs of five later runs, and case verdicts on the probe's drift alone were false for
-# 12.4% of 1,655 cases (20% of the steps under 10 ms); with 4% and 12%, chosen on those ten pairs, 95.2% of the ratios
+# 12.4% of 1,655 cases (20% of the steps under 10 ms); with 4% and 12%, chosen on those ten pairs, 95.3% of the ratios
 # agreed and 2.5% of the case verdicts were false.
 STEP_DRIFT = 0.04
 FAST_STEP_MS, FAST_STEP_DRIFT = 10.0, 0.12
