@@ -317,23 +317,50 @@ def _stopped_by_its_word(rounds, benchmark):
     error = median_error(recorded)
     if rounds.stop_reason == "precision":
         assert error <= rounds.budget.target_error, error
-        assert all(half_width(paired_ratio(r)) <= timing.PAIR_TARGET for r in rounds.ratios().values())
+        assert all(len(r) >= timing.MIN_PAIRS and half_width(paired_ratio(r)) <= timing.PAIR_TARGET
+                   for r in rounds.ratios().values())
     else:
         assert rounds.stop_reason in ("budget", "min_rounds")
     return error
 
 
-def test_a_case_is_timed_round_by_round_beside_its_twin_in_a_random_order(benchmark):
+def test_a_case_is_timed_block_by_block_beside_its_twin_in_a_random_order(benchmark):
+    import itertools
     calls = []
     own, twin = _sleeper(0.002, calls, "own"), _sleeper(0.004, calls, "twin")
-    rounds = timing.Rounds(own, (), Budget(min_rounds=20, max_seconds=1.0), {"twin": (twin, ())}, seed=1)
+    rounds = timing.Rounds(own, (), Budget(min_rounds=100, max_seconds=2.0), {"twin": (twin, ())}, seed=1)
     rounds.run(benchmark)
-    assert len(rounds.own) == len(benchmark.stats.stats.data) >= 20  # pytest-benchmark recorded each own round
-    assert len(rounds.twin_times["twin"]) == len(rounds.own)  # a twin round for each: one pair a round
-    pairs = [calls[i:i + 2] for i in range(0, len(calls), 2)]
-    assert all(sorted(pair) == ["own", "twin"] for pair in pairs)  # each round holds both, in one order or the other
-    assert {tuple(pair) for pair in pairs} == {("own", "twin"), ("twin", "own")}
+    assert len(rounds.own) == len(benchmark.stats.stats.data) >= 100  # pytest-benchmark recorded each own call
+    assert sum(map(len, rounds.own_blocks)) == len(rounds.own)
+    rounds_run = len(rounds.own_blocks)
+    assert len(rounds.twin_blocks["twin"]) == len(rounds.ratios()["twin"]) == rounds_run  # one pair a round
+    for block in [*rounds.own_blocks, *rounds.twin_blocks["twin"]]:  # calls back to back for BLOCK_S
+        assert len(block) > 1 and sum(block) + block[-1] > timing.BLOCK_S >= sum(block[:-1]) + block[-2]
+    assert calls.count("own") > len(rounds.own)  # the untimed calls that settle each block
+    runs = len([name for name, _ in itertools.groupby(calls)])
+    # one run of calls per step a round; fewer where a round began with the step the last one ended with: both orders
+    assert rounds_run < runs < 2 * rounds_run
     _stopped_by_its_word(rounds, benchmark)
+
+
+def test_a_step_is_timed_once_it_has_settled_after_another(benchmark, monkeypatch):
+    """A step called right after another runs slow for a while (the pools of threads the other left spinning): here
+    3x for one call. Its timed calls come after the untimed ones that absorb it, on both sides of each pair."""
+    clock, last = SimpleNamespace(now=0.0), []
+    monkeypatch.setattr(timing, "time", SimpleNamespace(perf_counter=lambda: clock.now))
+
+    def step(name, seconds):
+        def call():
+            clock.now += seconds * (3 if last and last[-1] != name else 1)
+            last.append(name)
+        return call
+    rounds = timing.Rounds(step("own", 0.001), (), Budget(min_rounds=50, max_seconds=0.5),
+                           {"twin": (step("twin", 0.002), ())}, seed=2)
+    rounds.run(benchmark)
+    assert len(set(last)) == 2
+    _stopped_by_its_word(rounds, benchmark)  # 'precision' from MIN_PAIRS pairs on, however steady the first
+    assert max(rounds.own) == pytest.approx(0.001) and rounds.ratios()["twin"] == pytest.approx(
+        [2.0] * len(rounds.own_blocks))  # the case's throughput over the twin's: 0.002 s over 0.001 s, no 3x in it
 
 
 def test_rounds_that_cannot_meet_the_target_stop_at_the_budget_and_say_so(benchmark, monkeypatch):

@@ -74,44 +74,68 @@ def plan_rounds(pilot_samples: list[float], budget: Budget) -> tuple[int, str]:
 
 
 PAIR_TARGET = 0.05  # a paired ratio's 95% interval within ±5% of it: the precision a comparison of settings needs
+MIN_PAIRS = 6  # the fewest pairs whose range holds their median with 95% (1 - 2 / 2**6): fewer know no interval
 CHECK_GROWTH = 1.1  # the stopping rule is checked each time the rounds have grown by 10% (and at min_rounds)
+# Blocks, not single calls, alternate: a step called right after another runs slow for a while (ONNX Runtime's
+# ResNet-20 at batch 1 on a 2-core Xeon: 0.30 ms back to back, 0.51 ms alternated call by call with TensorFlow's and
+# its int8 session's; the pools of threads that the last step left spinning hold the cores), so each step is first
+# called untimed for SETTLE_S, then timed back to back for BLOCK_S (one call of a longer step).
+SETTLE_S = 0.02
+BLOCK_S = 0.02
 
 
 class EnoughRounds(Exception):
     """Raised from pytest-benchmark's untimed setup to end a case's rounds: the rounds already timed are kept."""
 
 
+def settle(step, args, last: float | None) -> None:
+    """Untimed calls of a step that another has just run before, for up to SETTLE_S (at least one when its length is
+    not yet known)."""
+    spent = 0.0
+    while last is None or spent + last <= SETTLE_S:
+        last = timed_call(step, *args)
+        spent += last
+
+
 @dataclass
 class Rounds:
-    """A case's timed rounds, run through pytest-benchmark (`benchmark.pedantic`), with the steps of its reference
-    twins timed between them in a random order each round (paired), until the recorded median is known within the
-    target and each paired ratio within PAIR_TARGET, or the case's seconds are spent.
+    """A case's timed rounds, run through pytest-benchmark (`benchmark.pedantic`, one timed call a pedantic round),
+    with the steps of its reference twins timed in the same rounds in a random order (paired), until the recorded
+    median is known within the target and each paired ratio within PAIR_TARGET, or the case's seconds are spent.
 
-    Each twin's time in round k is paired with the case's own time in round k: both saw the same moment of the
-    machine, whose drift (15-28% over minutes on a shared VM) then cancels in their ratio. Both sides of a pair are
-    `timed_call`'s own seconds, so pytest-benchmark's overhead is on neither.
+    A round holds a block of the case's own calls and one of each twin's (settled, then BLOCK_S back to back; without
+    twins a round is one call). Each twin's block in round k is paired with the case's own block in round k: both saw
+    the same moment of the machine, whose drift (15-28% over minutes on a shared VM) then cancels in the ratio of
+    their medians. Every call is `timed_call`'s own seconds, so pytest-benchmark's overhead is on neither side.
     """
     step: object
     args: tuple
     budget: Budget
     twins: dict = field(default_factory=dict)  # name -> (step, args)
     seed: int = 0
-    own: list = field(default_factory=list)  # seconds of the case's own rounds
-    twin_times: dict = field(default_factory=dict)  # name -> seconds, one per round
+    own: list = field(default_factory=list)  # seconds of the case's own calls, every round's
+    own_blocks: list = field(default_factory=list)  # each round's own calls' seconds
+    twin_blocks: dict = field(default_factory=dict)  # name -> each round's calls of that twin
     stop_reason: str = "budget"
 
     def run(self, benchmark) -> str:
         """The rounds, then why they stopped: 'precision' (every interval within its target), 'budget' (the seconds
         spent first) or 'min_rounds' (the floor of rounds outlasted the seconds)."""
-        rng, after = random.Random(self.seed), []
-        self.twin_times = {name: [] for name in self.twins}
+        rng, after, block_s = random.Random(self.seed), [], BLOCK_S if self.twins else 0.0
+        self.twin_blocks = {name: [] for name in self.twins}
         started, check_at, floor_outlasted = time.perf_counter(), self.budget.min_rounds, False
+        round_started, last_round_s = None, 0.0
 
-        def between_rounds():  # pytest-benchmark's setup: untimed, before each of the case's own rounds
-            nonlocal after, check_at, floor_outlasted
-            for name in after:  # the twins that the last round's order put after the case's own step
+        def between_rounds():  # pytest-benchmark's setup: untimed, before each of the case's own calls
+            nonlocal after, check_at, floor_outlasted, round_started, last_round_s
+            block = self.own_blocks[-1] if self.own_blocks else None
+            if block and sum(block) + block[-1] <= block_s:
+                return  # the case's own block goes on, back to back
+            for name in after:  # the twins that the last round's order put after the case's own block
                 self._time_twin(name)
-            after = []
+            after, now = [], time.perf_counter()
+            if round_started is not None:
+                last_round_s = now - round_started
             done = len(self.own)
             if done and benchmark.stats is not None:
                 if done >= check_at:
@@ -119,20 +143,25 @@ class Rounds:
                     if self._known(benchmark.stats.stats.data):
                         self.stop_reason = "precision"
                         raise EnoughRounds
-                next_round = self.own[-1] + sum(times[-1] for times in self.twin_times.values() if times)
-                if time.perf_counter() - started + next_round > self.budget.max_seconds:
+                if now - started + last_round_s > self.budget.max_seconds:
                     if done >= self.budget.min_rounds or self.budget.within_time:
                         self.stop_reason = "min_rounds" if floor_outlasted else "budget"
                         raise EnoughRounds
                     floor_outlasted = True
-            order = [None, *self.twins]  # None: the case's own step
+            round_started = now
+            order = [None, *self.twins]  # None: the case's own block
             rng.shuffle(order)
             for name in order[:order.index(None)]:
                 self._time_twin(name)
             after = order[order.index(None) + 1:]
+            if self.twins:
+                settle(self.step, self.args, self.own[-1] if self.own else None)
+            self.own_blocks.append([])
 
         def own_round():
-            self.own.append(timed_call(self.step, *self.args))
+            seconds = timed_call(self.step, *self.args)
+            self.own.append(seconds)
+            self.own_blocks[-1].append(seconds)
 
         try:  # a cap the rule above never reaches: it ends the rounds, by precision or by time
             benchmark.pedantic(own_round, setup=between_rounds, rounds=10 ** 7, iterations=1, warmup_rounds=0)
@@ -146,17 +175,25 @@ class Rounds:
 
     def _time_twin(self, name: str) -> None:
         step, args = self.twins[name]
-        self.twin_times[name].append(timed_call(step, *args))
+        blocks = self.twin_blocks[name]
+        settle(step, args, blocks[-1][-1] if blocks else None)
+        block = [timed_call(step, *args)]
+        while sum(block) + block[-1] <= BLOCK_S:
+            block.append(timed_call(step, *args))
+        blocks.append(block)
 
     def _known(self, recorded) -> bool:
         error = median_error(recorded)
         if error is None or error > self.budget.target_error:
             return False
-        return all(half_width(paired_ratio(ratios)) <= PAIR_TARGET for ratios in self.ratios().values())
+        return all(len(ratios) >= MIN_PAIRS and half_width(paired_ratio(ratios)) <= PAIR_TARGET
+                   for ratios in self.ratios().values())
 
     def ratios(self) -> dict:
-        """name -> the case's throughput over the twin's, one per complete pair (the twin's seconds over its own)."""
-        return {name: [twin / own for twin, own in zip(times, self.own)] for name, times in self.twin_times.items()}
+        """name -> the case's throughput over the twin's, one per round: the median of the twin's block over the
+        median of the case's own."""
+        return {name: [statistics.median(twin) / statistics.median(own) for twin, own in zip(blocks, self.own_blocks)]
+                for name, blocks in self.twin_blocks.items()}
 
 
 @dataclass

@@ -52,13 +52,17 @@ class Session:
         with quiet():
             self.compiled = core.compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
+        self.tensor = ov.Tensor
         hint = self.compiled.get_property("INFERENCE_PRECISION_HINT").to_string()
         executed = OV_TYPES.get(hint, hint)  # what the plugin runs in, asked for or not
         quantized = any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
         self.executed_precision = f"int8+{executed}" if quantized else executed
 
     def __call__(self, x):
-        self.request.infer({0: x})
+        # the input copied into a Tensor, not infer({0: x}): that path's conversion cost LeNet-5 +26 us a call (0.101
+        # against 0.075 ms, 0.056 this way) once onnxruntime had been imported in the process, as in a run
+        self.request.set_input_tensor(self.tensor(x))
+        self.request.infer()
         return self.request.get_output_tensor(0).data.copy()
 
 
