@@ -328,14 +328,15 @@ def test_a_case_is_timed_block_by_block_beside_its_twin_in_a_random_order(benchm
     import itertools
     calls = []
     own, twin = _sleeper(0.002, calls, "own"), _sleeper(0.004, calls, "twin")
-    rounds = timing.Rounds(own, (), Budget(min_rounds=100, max_seconds=2.0), {"twin": (twin, ())}, seed=1)
+    rounds = timing.Rounds(own, (), Budget(min_rounds=100, max_seconds=2.0), {"twin": (twin, ())}, seed=1,
+                           settle_s=timing.RUNTIME_SETTLE_S)
     rounds.run(benchmark)
     assert len(rounds.own) == len(benchmark.stats.stats.data) >= 100  # pytest-benchmark recorded each own call
     assert sum(map(len, rounds.own_blocks)) == len(rounds.own)
     rounds_run = len(rounds.own_blocks)
     assert len(rounds.twin_blocks["twin"]) == len(rounds.ratios()["twin"]) == rounds_run  # one pair a round
-    for block in [*rounds.own_blocks, *rounds.twin_blocks["twin"]]:  # calls back to back for BLOCK_S
-        assert len(block) > 1 and sum(block) + block[-1] > timing.BLOCK_S >= sum(block[:-1]) + block[-2]
+    for block in [*rounds.own_blocks, *rounds.twin_blocks["twin"]]:  # calls back to back for the settling time
+        assert len(block) > 1 and sum(block) + block[-1] > rounds.settle_s >= sum(block[:-1]) + block[-2]
     assert calls.count("own") > len(rounds.own)  # the untimed calls that settle each block
     runs = len([name for name, _ in itertools.groupby(calls)])
     # one run of calls per step a round; fewer where a round began with the step the last one ended with: both orders

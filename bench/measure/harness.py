@@ -24,7 +24,7 @@ from ..engines.runtimes import KERAS, exports
 from . import device, plan, serving
 from .matrix import STEPS, Case, Matrix
 from .model_cache import ModelCache
-from .timing import Budget, PhaseClock, Rounds, pilot, plan_rounds, timed_call
+from .timing import RUNTIME_SETTLE_S, SETTLE_S, Budget, PhaseClock, Rounds, pilot, plan_rounds, timed_call
 
 
 def step_key(case: Case) -> tuple:
@@ -261,7 +261,8 @@ class Harness:
                                    warmup_rounds=0)
         else:
             timed = Rounds(step, args, budget, {name: (s, batch_of(twin)) for name, (s, twin) in twins.items()},
-                           seed=zlib.crc32(case.test_id.encode()))
+                           seed=zlib.crc32(case.test_id.encode()),
+                           settle_s=RUNTIME_SETTLE_S if deploying else SETTLE_S)
             with clock("timed"):
                 stop_reason = timed.run(benchmark)
             paired = [{"against": name, **paired_ratio(ratios), "ratios": [float(f"{r:.5g}") for r in ratios]}

@@ -79,20 +79,21 @@ CHECK_GROWTH = 1.1  # the stopping rule is checked each time the rounds have gro
 # Blocks, not single calls, alternate: a step called right after another runs slow for a while (ONNX Runtime's
 # ResNet-20 at batch 1 on a 2-core Xeon: 0.30 ms back to back, 0.51 ms alternated call by call with TensorFlow's and
 # its int8 session's; the pools of threads that the last step left spinning hold the cores), so each step is first
-# called untimed for SETTLE_S, then timed back to back for BLOCK_S (one call of a longer step).
-SETTLE_S = 0.02
-BLOCK_S = 0.02
+# called untimed for a settling time, then timed back to back for as long (one call of a longer step). 5 ms settles
+# TensorFlow's steps after each other (LeNet-5 with XLA at batch 1: 0.52 ms alternated, 0.36 settled, 0.41 alone); a
+# deployment runtime's takes 20 ms (ONNX Runtime's int8 ResNet-20 after its float32 session: +13% at 5 ms).
+SETTLE_S, RUNTIME_SETTLE_S = 0.005, 0.02
 
 
 class EnoughRounds(Exception):
     """Raised from pytest-benchmark's untimed setup to end a case's rounds: the rounds already timed are kept."""
 
 
-def settle(step, args, last: float | None) -> None:
-    """Untimed calls of a step that another has just run before, for up to SETTLE_S (at least one when its length is
+def settle(step, args, last: float | None, seconds: float) -> None:
+    """Untimed calls of a step that another has just run before, for up to `seconds` (at least one when its length is
     not yet known)."""
     spent = 0.0
-    while last is None or spent + last <= SETTLE_S:
+    while last is None or spent + last <= seconds:
         last = timed_call(step, *args)
         spent += last
 
@@ -103,16 +104,18 @@ class Rounds:
     with the steps of its reference twins timed in the same rounds in a random order (paired), until the recorded
     median is known within the target and each paired ratio within PAIR_TARGET, or the case's seconds are spent.
 
-    A round holds a block of the case's own calls and one of each twin's (settled, then BLOCK_S back to back; without
-    twins a round is one call). Each twin's block in round k is paired with the case's own block in round k: both saw
-    the same moment of the machine, whose drift (15-28% over minutes on a shared VM) then cancels in the ratio of
-    their medians. Every call is `timed_call`'s own seconds, so pytest-benchmark's overhead is on neither side.
+    A round holds a block of the case's own calls and one of each twin's (settled for `settle_s`, then as long back
+    to back; without twins a round is one call). Each twin's block in round k is paired with the case's own block in
+    round k: both saw the same moment of the machine, whose drift (15-28% over minutes on a shared VM) then cancels
+    in the ratio of their medians. Every call is `timed_call`'s own seconds, so pytest-benchmark's overhead is on
+    neither side.
     """
     step: object
     args: tuple
     budget: Budget
     twins: dict = field(default_factory=dict)  # name -> (step, args)
     seed: int = 0
+    settle_s: float = SETTLE_S
     own: list = field(default_factory=list)  # seconds of the case's own calls, every round's
     own_blocks: list = field(default_factory=list)  # each round's own calls' seconds
     twin_blocks: dict = field(default_factory=dict)  # name -> each round's calls of that twin
@@ -121,7 +124,7 @@ class Rounds:
     def run(self, benchmark) -> str:
         """The rounds, then why they stopped: 'precision' (every interval within its target), 'budget' (the seconds
         spent first) or 'min_rounds' (the floor of rounds outlasted the seconds)."""
-        rng, after, block_s = random.Random(self.seed), [], BLOCK_S if self.twins else 0.0
+        rng, after, block_s = random.Random(self.seed), [], self.settle_s if self.twins else 0.0
         self.twin_blocks = {name: [] for name in self.twins}
         started, check_at, floor_outlasted = time.perf_counter(), self.budget.min_rounds, False
         round_started, last_round_s = None, 0.0
@@ -155,7 +158,7 @@ class Rounds:
                 self._time_twin(name)
             after = order[order.index(None) + 1:]
             if self.twins:
-                settle(self.step, self.args, self.own[-1] if self.own else None)
+                settle(self.step, self.args, self.own[-1] if self.own else None, self.settle_s)
             self.own_blocks.append([])
 
         def own_round():
@@ -176,9 +179,9 @@ class Rounds:
     def _time_twin(self, name: str) -> None:
         step, args = self.twins[name]
         blocks = self.twin_blocks[name]
-        settle(step, args, blocks[-1][-1] if blocks else None)
+        settle(step, args, blocks[-1][-1] if blocks else None, self.settle_s)
         block = [timed_call(step, *args)]
-        while sum(block) + block[-1] <= BLOCK_S:
+        while sum(block) + block[-1] <= self.settle_s:
             block.append(timed_call(step, *args))
         blocks.append(block)
 
