@@ -127,12 +127,11 @@ class Rounds:
         rng, after, block_s = random.Random(self.seed), [], self.settle_s if self.twins else 0.0
         self.twin_blocks = {name: [] for name in self.twins}
         started, check_at, floor_outlasted = time.perf_counter(), self.budget.min_rounds, False
-        round_started, last_round_s = None, 0.0
+        round_started, last_round_s, block_spent = None, 0.0, 0.0
 
         def between_rounds():  # pytest-benchmark's setup: untimed, before each of the case's own calls
-            nonlocal after, check_at, floor_outlasted, round_started, last_round_s
-            block = self.own_blocks[-1] if self.own_blocks else None
-            if block and sum(block) + block[-1] <= block_s:
+            nonlocal after, check_at, floor_outlasted, round_started, last_round_s, block_spent
+            if self.own_blocks and block_spent + self.own[-1] <= block_s:
                 return  # the case's own block goes on, back to back
             for name in after:  # the twins that the last round's order put after the case's own block
                 self._time_twin(name)
@@ -160,11 +159,14 @@ class Rounds:
             if self.twins:
                 settle(self.step, self.args, self.own[-1] if self.own else None, self.settle_s)
             self.own_blocks.append([])
+            block_spent = 0.0
 
         def own_round():
+            nonlocal block_spent
             seconds = timed_call(self.step, *self.args)
             self.own.append(seconds)
             self.own_blocks[-1].append(seconds)
+            block_spent += seconds
 
         try:  # a cap the rule above never reaches: it ends the rounds, by precision or by time
             benchmark.pedantic(own_round, setup=between_rounds, rounds=10 ** 7, iterations=1, warmup_rounds=0)
@@ -181,8 +183,10 @@ class Rounds:
         blocks = self.twin_blocks[name]
         settle(step, args, blocks[-1][-1] if blocks else None, self.settle_s)
         block = [timed_call(step, *args)]
-        while sum(block) + block[-1] <= self.settle_s:
+        spent = block[0]
+        while spent + block[-1] <= self.settle_s:
             block.append(timed_call(step, *args))
+            spent += block[-1]
         blocks.append(block)
 
     def _known(self, recorded) -> bool:
