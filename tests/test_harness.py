@@ -11,7 +11,7 @@ import tensorflow as tf
 from conftest import run_bench
 
 import models
-from bench.core.stats import half_width, latency_summary_ms, median_error, paired_ratio
+from bench.core.stats import MEDIAN_INTERVAL_MIN, half_width, latency_summary_ms, median_error, paired_ratio
 from bench.engines.tensorflow_engine import synthetic_batch, training_step
 from bench.measure import timing
 from bench.measure.device import Gpu
@@ -317,7 +317,7 @@ def _stopped_by_its_word(rounds, benchmark):
     error = median_error(recorded)
     if rounds.stop_reason == "precision":
         assert error <= rounds.budget.target_error, error
-        assert all(len(r) >= timing.MIN_PAIRS and half_width(paired_ratio(r)) <= timing.PAIR_TARGET
+        assert all(len(r) >= MEDIAN_INTERVAL_MIN and half_width(paired_ratio(r)) <= timing.PAIR_TARGET
                    for r in rounds.ratios().values())
     else:
         assert rounds.stop_reason in ("budget", "min_rounds")
@@ -359,7 +359,7 @@ def test_a_step_is_timed_once_it_has_settled_after_another(benchmark, monkeypatc
                            {"twin": (step("twin", 0.002), ())}, seed=2)
     rounds.run(benchmark)
     assert len(set(last)) == 2
-    _stopped_by_its_word(rounds, benchmark)  # 'precision' from MIN_PAIRS pairs on, however steady the first
+    _stopped_by_its_word(rounds, benchmark)  # 'precision' from MEDIAN_INTERVAL_MIN pairs on, however steady
     assert max(rounds.own) == pytest.approx(0.001) and rounds.ratios()["twin"] == pytest.approx(
         [2.0] * len(rounds.own_blocks))  # the case's throughput over the twin's: 0.002 s over 0.001 s, no 3x in it
 

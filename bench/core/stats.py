@@ -7,6 +7,7 @@ import statistics
 import numpy as np
 
 MEDIAN_SE_FACTOR = 1.2533  # the standard error of a median is ~1.2533 sigma/sqrt(n) for normal noise
+MEDIAN_INTERVAL_MIN = 6  # the fewest values whose range holds their median with 95% (1 - 2 / 2**6)
 # Student's t, two-sided 95%, for 1..30 degrees of freedom: with the 3 to 10 rounds of a slow case, 1.96 would
 # state an interval up to 2.2x too narrow.
 T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -28,14 +29,15 @@ def robust_sigma(values) -> float:
 def median_error(samples) -> float | None:
     """Half-width of the 95% interval of the median, relative to the median; None from fewer than 2 samples.
 
-    From 6 samples on, the distribution-free interval between two order statistics (outliers, which step times
-    have, do not widen it); below that, the normal approximation with Student's t. The wider side is reported.
+    From MEDIAN_INTERVAL_MIN samples on, the distribution-free interval between two order statistics (outliers, which
+    step times have, do not widen it); below that, the normal approximation with Student's t. The wider side is
+    reported.
     """
     n = len(samples)
     median = statistics.median(samples) if n else 0.0
     if n < 2 or median <= 0:
         return None
-    if n < 6:
+    if n < MEDIAN_INTERVAL_MIN:
         return t95(n - 1) * MEDIAN_SE_FACTOR * statistics.stdev(samples) / math.sqrt(n) / median
     low, high = median_interval(samples)
     return max(median - low, high - median) / median

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from ..core.records import PHASES
-from ..core.stats import MEDIAN_SE_FACTOR, half_width, median_error, paired_ratio, t95
+from ..core.stats import MEDIAN_INTERVAL_MIN, MEDIAN_SE_FACTOR, half_width, median_error, paired_ratio, t95
 from ..engines import current as engine
 
 FIRST_CALL_MATCH_LIMIT = 4.0  # timed rounds stretch to the first call's length, up to this many times their seconds
@@ -74,7 +74,6 @@ def plan_rounds(pilot_samples: list[float], budget: Budget) -> tuple[int, str]:
 
 
 PAIR_TARGET = 0.05  # a paired ratio's 95% interval within ±5% of it: the precision a comparison of settings needs
-MIN_PAIRS = 6  # the fewest pairs whose range holds their median with 95% (1 - 2 / 2**6): fewer know no interval
 CHECK_GROWTH = 1.1  # the stopping rule is checked each time the rounds have grown by 10% (and at min_rounds)
 # Blocks, not single calls, alternate: a step called right after another runs slow for a while (ONNX Runtime's
 # ResNet-20 at batch 1 on a 2-core Xeon: 0.30 ms back to back, 0.51 ms alternated call by call with TensorFlow's and
@@ -89,13 +88,15 @@ class EnoughRounds(Exception):
     """Raised from pytest-benchmark's untimed setup to end a case's rounds: the rounds already timed are kept."""
 
 
-def settle(step, args, last: float | None, seconds: float) -> None:
-    """Untimed calls of a step that another has just run before, for up to `seconds` (at least one when its length is
-    not yet known)."""
-    spent = 0.0
+def back_to_back(step, args, seconds: float, last: float | None = None) -> list[float]:
+    """Calls of a step back to back while the next, as long as the last, fits within `seconds` (at least one when the
+    last's length is not known); their seconds. Untimed they settle a step that another has just run before."""
+    times, spent = [], 0.0
     while last is None or spent + last <= seconds:
         last = timed_call(step, *args)
+        times.append(last)
         spent += last
+    return times
 
 
 @dataclass
@@ -157,7 +158,7 @@ class Rounds:
                 self._time_twin(name)
             after = order[order.index(None) + 1:]
             if self.twins:
-                settle(self.step, self.args, self.own[-1] if self.own else None, self.settle_s)
+                back_to_back(self.step, self.args, self.settle_s, self.own[-1] if self.own else None)
             self.own_blocks.append([])
             block_spent = 0.0
 
@@ -181,19 +182,14 @@ class Rounds:
     def _time_twin(self, name: str) -> None:
         step, args = self.twins[name]
         blocks = self.twin_blocks[name]
-        settle(step, args, blocks[-1][-1] if blocks else None, self.settle_s)
-        block = [timed_call(step, *args)]
-        spent = block[0]
-        while spent + block[-1] <= self.settle_s:
-            block.append(timed_call(step, *args))
-            spent += block[-1]
-        blocks.append(block)
+        back_to_back(step, args, self.settle_s, blocks[-1][-1] if blocks else None)  # settled, untimed
+        blocks.append(back_to_back(step, args, self.settle_s))
 
     def _known(self, recorded) -> bool:
         error = median_error(recorded)
         if error is None or error > self.budget.target_error:
             return False
-        return all(len(ratios) >= MIN_PAIRS and half_width(paired_ratio(ratios)) <= PAIR_TARGET
+        return all(len(ratios) >= MEDIAN_INTERVAL_MIN and half_width(paired_ratio(ratios)) <= PAIR_TARGET
                    for ratios in self.ratios().values())
 
     def ratios(self) -> dict:
