@@ -18,7 +18,7 @@ H100 = {"float32": 350e12, "mixed_float16": 650e12, "mixed_bfloat16": 650e12}  #
 class StepsFor:
     """The tracer's rule for how many steps a trace holds, without TensorFlow's profiler."""
     steps_for = staticmethod(lambda step_seconds: max(1, min(3, int(0.5 / step_seconds))))
-    every_batch_size = False
+    every_case = False
 
 
 def planner_for(ceilings, gpu=None, budget_minutes=None, precisions=None, **options):
@@ -41,21 +41,25 @@ def test_a_precision_is_fast_where_its_probes_beat_float32_by_the_margin():
     assert device.fast_precisions(device_speedups(H100)) == Gpu("H100", (9, 0)).fast_precisions
 
 
-def test_every_model_first_gets_its_cheapest_inference_case_then_the_axes_in_order():
+def tier(label):
+    return [t.label for t in plan.PRIORITY].index(label)
+
+
+def test_every_model_first_gets_its_cheapest_inference_case_then_the_mission_s_questions_in_order():
     matrix, planner = planner_for(ZEN4)
-    tier = planner.tier
-    assert sum(1 for t in tier.values() if t == 0) == len(matrix.models)
-    assert tier["resnet50-infer-bs1-noxla-float32"] == 0
-    rank = {axis: index for index, axis in enumerate(plan.AXIS_PRIORITY, 1)}
-    assert list(rank) == ["runtime", "scenario", "batch_size", "precision", "mode", "xla"]
-    # the deployment runtimes' tier (tests/test_runtimes.py) and the serving scenarios' (tests/test_serving.py): none
-    assert tier["resnet50-infer-bs8-noxla-float32"] == rank["batch_size"]
-    assert tier["resnet50-infer-bs8-noxla-mixed_bfloat16"] == rank["precision"]
-    assert tier["resnet50-train-bs2-noxla-float32"] == tier["resnet50-train-bs2-noxla-mixed_bfloat16"] == rank["mode"]
-    assert tier["resnet50-infer-bs1-xla-mixed_bfloat16"] == rank["xla"]
+    tiers = planner.tier
+    assert sum(1 for t in tiers.values() if t == 0) == len(matrix.models)
+    assert tiers["resnet50-infer-bs1-noxla-float32"] == 0
+    # the deployment runtimes' tiers (tests/test_runtimes.py) and the serving scenarios' (tests/test_serving.py) after
+    assert tiers["resnet50-infer-bs8-noxla-float32"] == tier("inference at the other batch sizes") == 1
+    assert tiers["resnet50-infer-bs1-xla-float32"] == tier("XLA") == 2
+    assert tiers["resnet50-infer-bs8-noxla-mixed_bfloat16"] == tiers["resnet50-infer-bs1-xla-mixed_bfloat16"] == 3
+    assert tier("the fast precisions") == 3
+    assert (tiers["resnet50-train-bs2-noxla-float32"] == tiers["resnet50-train-bs2-noxla-mixed_bfloat16"]
+            == tier("training") == 4 < plan.MISSION_TIERS)
 
 
-def test_a_tight_budget_keeps_every_models_first_case_and_drops_xla_before_batch_sizes():
+def test_a_tight_budget_keeps_every_models_first_case_and_drops_training_before_xla():
     matrix, planner = planner_for(ZEN4, budget_minutes=6)
     chosen, seconds, _ = planner.choose(now=0.0)
     assert seconds <= 6 * 60
@@ -63,9 +67,8 @@ def test_a_tight_budget_keeps_every_models_first_case_and_drops_xla_before_batch
     assert {v.model for v in chosen if planner.tier[v.test_id] == 0} == set(matrix.models)
     left_out = [v for v in planner.visits if v not in chosen]
     assert left_out and tiers != {0}
-    xla, batch = plan.AXIS_PRIORITY.index("xla") + 1, plan.AXIS_PRIORITY.index("batch_size") + 1
-    assert sum(planner.tier[v.test_id] == xla for v in left_out) > sum(planner.tier[v.test_id] == batch
-                                                                       for v in left_out)
+    assert sum(planner.tier[v.test_id] == tier("training") for v in left_out) > sum(
+        planner.tier[v.test_id] == tier("XLA") for v in left_out)
 
 
 def test_the_cpu_default_on_an_avx512_bf16_machine_plans_bfloat16_within_20_minutes():
@@ -149,7 +152,7 @@ def test_each_model_s_runtimes_at_batch_1_keep_their_place_when_they_overrun(mon
     matrix = resolve({}, gpu=None, installed_runtimes=runtimes.RUNTIMES, default_runtimes=runtimes.RUNTIMES)
     matrix = replace(matrix, precisions=("float32",))
     planner = make_planner(matrix, ZEN3, plan.CPU_TIMINGS, StepsFor, 20 * 60, export_root="cached")
-    first = {v.test_id for v in planner.visits if planner.tier[v.test_id] <= plan.PROTECTED_TIER}
+    first = {v.test_id for v in planner.visits if planner.tier[v.test_id] < plan.PROTECTED_TIERS}
     now, ran = 0.0, set()
     for visit in planner.visits:
         if planner.admit(visit, now):

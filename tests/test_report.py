@@ -281,6 +281,22 @@ def test_skipped_cases_are_listed_with_their_reason(tmp_path, capsys):
     assert "skipped: 2 outside the time budget" in capsys.readouterr().out
 
 
+def test_what_the_budget_left_out_is_listed_by_priority_with_the_budget_that_admits_it(tmp_path):
+    data = json.loads(FIXTURE.read_text())
+    data["cnnbench"]["plan"] = dict(data["cnnbench"].get("plan") or {}, budget_minutes=20, priority=[
+        {"tier": "each model's first inference case", "cases": 32, "outside": 0, "admits_all_minutes": 3},
+        {"tier": "training", "cases": 64, "outside": 5, "admits_all_minutes": 22},
+        {"tier": "the runtimes' int8", "cases": 92, "outside": 92, "admits_all_minutes": 31}])
+    (tmp_path / "run.json").write_text(json.dumps(data))
+    assert report_main([str(tmp_path / "run.json"), "--out", str(tmp_path)]) == 0
+    md = re.sub(" +", " ", (tmp_path / "report.md").read_text())
+    assert "| 1 | each model's first inference case | 32 | 32 | |" in md
+    assert "| 2 | training | 59 | 64 | --time-budget 22 |" in md
+    assert "| 3 | the runtimes' int8 | 0 | 92 | --time-budget 31 |" in md
+    assert ("**Left out by the time budget** (" in md and "in its priority: 2 training, 5 of 64 (`--time-budget 22` "
+            "admits all up to it); 3 the runtimes' int8, 92 of 92 (`--time-budget 31` admits all up to it)." in md)
+
+
 def test_the_report_says_where_the_time_went_and_which_precisions_ran(tmp_path, capsys):
     assert report_main([str(FIXTURE), "--out", str(tmp_path)]) == 0
     data = json.loads(FIXTURE.read_text())["cnnbench"]

@@ -232,23 +232,27 @@ def test_on_jax_runtime_cases_are_skipped_with_the_reason(monkeypatch):
     assert unsupported(replace(vgg16, runtime="openvino")) is None
 
 
-def test_the_plan_puts_runtimes_right_after_the_base_and_long_exports_last(tmp_path, monkeypatch):
+def test_the_plan_puts_one_runtime_with_the_mission_the_others_after_and_long_exports_last(tmp_path, monkeypatch):
     ceilings = {"float32": 218e9, "mixed_bfloat16": 447e9}
     matrix = resolve({"models": "lenet5,vgg16"}, gpu=None, installed_runtimes=runtimes.RUNTIMES,
                      default_runtimes=("onnxruntime", "litert"))
     matrix = replace(matrix, precisions=("float32", "mixed_bfloat16"))
     planner = make_planner(matrix, ceilings, plan.CPU_TIMINGS, None, None, export_root=str(tmp_path))
     tier = planner.tier
-    assert tier["lenet5-infer-bs1-onnxruntime-float32"] == 1  # the deployment question, right after the base
-    assert tier["lenet5-infer-bs1-onnxruntime-int8"] == plan.AXIS_PRIORITY.index("precision") + 1  # with them
+    labels = [t.label for t in plan.PRIORITY]
+    # the deployment question after the mission's: one runtime with them, the others after
+    assert tier["lenet5-infer-bs1-onnxruntime-float32"] == labels.index("the first deployment runtime's float32")
+    assert labels.index("the first deployment runtime's float32") == plan.MISSION_TIERS - 1
+    assert tier["lenet5-infer-bs1-litert-float32"] == labels.index("the other runtimes' float32")
+    assert tier["lenet5-infer-bs1-onnxruntime-int8"] == labels.index("the runtimes' int8")
     assert "vgg16-infer-bs1-onnxruntime-float32" not in tier  # refused by tf2onnx's memory limit: skipped, unplanned
     vgg16 = "vgg16-infer-bs1-litert-float32"
-    assert planner.estimates[vgg16].export > plan.DEFERRED_EXPORT_S and tier[vgg16] == len(plan.AXIS_PRIORITY) + 1
+    assert planner.estimates[vgg16].export > plan.DEFERRED_EXPORT_S and tier[vgg16] == plan.DEFERRED_TIER
 
     # the same visit with its export found in the cache: no export to pay, back in its tier
     monkeypatch.setattr(exports, "find", lambda *args: True)
     cached = make_planner(matrix, ceilings, plan.CPU_TIMINGS, None, None, export_root=str(tmp_path))
-    assert cached.estimates[vgg16].export == 0 and cached.tier[vgg16] == 1
+    assert cached.estimates[vgg16].export == 0 and cached.tier[vgg16] == labels.index("the other runtimes' float32")
 
 
 def test_exports_made_ahead_are_the_ones_a_run_finds_and_a_failure_does_not_stop_the_rest(tmp_path, capsys,

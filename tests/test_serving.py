@@ -165,7 +165,7 @@ def test_scenario_cases_come_after_a_model_s_steps_and_are_planned(tmp_path):
     single = planner.estimates["resnet20-infer-bs1-noxla-float32-single-stream"]
     server = planner.estimates["resnet20-infer-bs8-noxla-float32-server"]
     assert single.seconds >= 2.0 and server.seconds > single.seconds  # its minimum duration; Server's trials
-    scenario_tier = plan.AXIS_PRIORITY.index("scenario") + 1  # right after the deployment runtimes
+    scenario_tier = [t.label for t in plan.PRIORITY].index("SingleStream")  # after the deployment runtimes
     assert planner.tier["resnet20-infer-bs1-noxla-float32-single-stream"] == scenario_tier
     mlperf = plan.estimate_serving(Case("resnet20", "infer", 1, False, "float32", scenario="single-stream"),
                                    planner_facts("resnet20"), 218e9, plan.CPU_TIMINGS, rules="mlperf")

@@ -15,6 +15,23 @@ T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.
 # MLPerf LoadGen's minimum sample counts: below them a "p90" or "p99" is the maximum, or close to it.
 PERCENTILE_MIN_SAMPLES = {"p90": 64, "p99": 662}
 
+# A step's drift between moments of the machine that a run of one pass cannot measure (the sd of its log): of a
+# paired ratio beyond its pairs' own noise (the pairs of one case span seconds and see one moment, and the load
+# changes what a setting buys: XLA on conv5x5 read 1.38x on a quiet Zen 4, 1.5-1.7x on a busy one), and of a case's
+# median beyond the speed probe's (a matmul's drift does not see a step that contends for the scheduler). Small steps
+# drift more. Measured by A/A of default runs (one pass each): on a 2-core Intel Xeon, 88 paired ratios moved by 2.4%
+# typically against intervals of ±3%. On a 2-core Zen 3, 2% and 8% (chosen on two runs) held out of sample for 91.4%
+# of 1,326 ratios shared by ten pairs of five later runs, and case verdicts on the probe's drift alone were false for
+# 12.4% of 1,655 cases (20% of the steps under 10 ms); with 4% and 12%, chosen on those ten pairs, 95.3% of the ratios
+# agreed and 2.5% of the case verdicts were false; out of sample, a sixth run against the five, 90.2% and 3.4%.
+STEP_DRIFT = 0.04
+FAST_STEP_MS, FAST_STEP_DRIFT = 10.0, 0.12
+
+
+def one_pass_drift(step_ms: float | None) -> float:
+    """STEP_DRIFT, or FAST_STEP_DRIFT for a step under FAST_STEP_MS (unknown: fast)."""
+    return STEP_DRIFT if step_ms and step_ms >= FAST_STEP_MS else FAST_STEP_DRIFT
+
 
 def t95(dof: int) -> float:
     return T95[dof - 1] if dof <= len(T95) else 1.96 + 2.5 / dof  # within 0.001 of the table's tail

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import time
@@ -24,7 +25,7 @@ from ..engines.runtimes import KERAS, exports
 from . import device, plan, serving
 from .matrix import STEPS, Case, Matrix
 from .model_cache import ModelCache
-from .timing import RUNTIME_SETTLE_S, SETTLE_S, Budget, PhaseClock, Rounds, pilot, plan_rounds, timed_call
+from .timing import RUNTIME_SETTLE_S, SETTLE_S, Budget, PhaseClock, Rounds, pilot, plan_rounds, stop_targets, timed_call
 
 
 def step_key(case: Case) -> tuple:
@@ -275,6 +276,7 @@ class Harness:
         latency = latency_summary_ms(samples)
         median_s = latency["p50"] / 1e3
         error = median_error(samples)
+        target, pair_target = stop_targets(self.budget, median_s)
         self.last_result = {"case": case.test_id, "median_s": median_s, "error": error, "rounds": len(samples)}
         scale = self.scale.record(case, strategy)
         step_flops = flops_per_step(case, cost, scale["global_batch"])
@@ -299,15 +301,15 @@ class Harness:
             "peak_memory_bytes": peak_memory, "peak_memory_note": peak_memory_note, "backend": engine().NAME,
             "rounds": len(samples), "stop_reason": stop_reason,
             "cv": latency["stdev"] / latency["mean"] if latency["mean"] else 0.0,
-            "median_error": error, "target_error": self.budget.target_error,
-            "reached_target": error is not None and error <= self.budget.target_error,
+            "median_error": error, "target_error": target, "pair_target": pair_target if paired else None,
+            "reached_target": error is not None and error <= target,
             "machine_speed_flops": machine_speed, "pass": case.pass_index, "passes": self.matrix.passes,
             "round_ms": [float(f"{t * 1e3:.5g}") for t in samples],  # each pass's rounds, pooled by the report
             **scale, **deployment,
         })
         if paired:  # the case's throughput over each twin's, from rounds timed side by side
             benchmark.extra_info["paired"] = paired
-        if self.tracer is not None and case.pass_index == 1 and (new_step or self.tracer.every_batch_size):
+        if self.tracer is not None and self.tracer.takes(case):
             with clock("trace"):
                 steps = self.scale.agree(self.tracer.steps_for(median_s))
                 if deploying:
@@ -435,6 +437,7 @@ def open_session(matrix: Matrix, *, tracer=None, started: float | None = None, s
         ceilings = {p: harness.peaks.flops(p) for p in {"float32", *harness.matrix.precisions}}
         harness.planner = make_planner(harness.matrix, ceilings, plan.GPU_TIMINGS if device.gpu() else plan.CPU_TIMINGS,
                                        tracer, deadline, reserve, harness.export_root)
+        harness.planner.setup = time.perf_counter() - harness.started
     return harness
 
 
@@ -471,7 +474,7 @@ def make_planner(matrix: Matrix, ceilings: dict, timings: plan.Timings, tracer, 
         estimates[visit.test_id] = plan.estimate_case(
             visit, known[visit.model], ceiling, timings, min_rounds=matrix.min_rounds,
             case_seconds=seconds, passes=matrix.passes, trace_steps=tracer.steps_for if traced else None,
-            trace_every_batch_size=traced and tracer.every_batch_size,
+            trace_every_case=traced and tracer.every_case,
             twins=sum(twin.test_id in planned for twin in reference_twins(visit)),
             export_s=export_estimate(visit, known[visit.model], timings, export_root, matrix.input_size))
     builds = {name: timings.build(known[name]) for name in matrix.models}
@@ -483,7 +486,16 @@ def plan_record(harness: Harness) -> dict | None:
     planner = harness.planner
     if planner is None:
         return None
-    outside = sum(1 for skip in harness.skipped if skip["reason"] == plan.OUTSIDE)
+    outside = {skip["case"] for skip in harness.skipped if skip["reason"] == plan.OUTSIDE}
+    fixed = planner.setup + planner.reserve
+    priority = []
+    for index, (tier, seconds) in enumerate(zip(plan.PRIORITY, planner.tier_seconds())):
+        ids = [visit.id for visit in planner.visits if planner.tier[visit.test_id] == index]
+        fixed += seconds
+        if ids:
+            priority.append({"tier": tier.label, "cases": len(ids), "outside": sum(i in outside for i in ids),
+                             "admits_all_minutes": math.ceil(fixed / 60)})
     return {"budget_minutes": harness.matrix.time_budget, "candidate_cases": len(planner.visits),
-            "outside_budget": outside, "measured_over_estimated": planner.measured_over_estimated,
-            "estimated_s": sum(e for e, _ in planner.spent), "measured_s": sum(m for _, m in planner.spent)}
+            "outside_budget": len(outside), "measured_over_estimated": planner.measured_over_estimated,
+            "estimated_s": sum(e for e, _ in planner.spent), "measured_s": sum(m for _, m in planner.spent),
+            "priority": priority}

@@ -144,7 +144,7 @@ GPU_BUDGET_MINUTES = 60.0  # the README's "A default run on a GPU" says what fit
 # call): at 2.5 s the first calls (tracing, graph optimisation, compiles) took 40% of the run, the timed rounds 30%.
 # The deployment runtimes that are installed join it at batch 1 (resolve): a deployment's first question.
 CPU_DEFAULT = Matrix(ALL, {"infer": {False: (1, 8), True: (1,)}, "train": {False: (2,)}}, precisions=PRECISIONS,
-                     min_rounds=3, case_seconds=4.0, time_budget=CPU_BUDGET_MINUTES, runtime_batches=(1,),
+                     min_rounds=3, case_seconds=2.5, time_budget=CPU_BUDGET_MINUTES, runtime_batches=(1,),
                      serving_models=SERVING_MODELS, **SERVED)
 
 # Each preset is a Matrix with its models still as patterns and its candidate precisions.

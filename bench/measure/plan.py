@@ -6,6 +6,7 @@ ceilings, so its decisions can be tested for any device, described.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
@@ -14,24 +15,22 @@ from ..engines.runtimes import KERAS
 from .matrix import STEPS, Case
 from .serving import QUICK, buckets
 from .timing import timed_seconds
+from .trace import trace_group
 
-# Every model first gets its cheapest inference case; then the axes, in this order, are added to it: a case's tier
-# is the highest-ranked axis in which it differs from that first case (0 for the first case itself).
-# A deployment runtime's case differs in its runtime first: the deployment question comes right after the base.
-AXIS_PRIORITY = ("runtime", "scenario", "batch_size", "precision", "mode", "xla")
 OUTSIDE = "outside the time budget"
 # The zoo's exports took 0.03 s (a module, ONNX int8) to 100 s (AlexNet, ONNX): a fresh machine's default run could
 # spend its budget exporting. Exports estimated longer than this, and not cached, come last in its priority.
 DEFERRED_EXPORT_S = 10.0
 CORRECTION_LIMITS = (0.25, 4.0)  # how far measured times may scale the remaining estimates
-# The deployment runtimes' tier (each model's runtimes at batch 1, the deployment question) is planned at this many
-# times its estimate while cases of later tiers are admitted: visits run model by model, so later tiers of the first
-# models are admitted before the last models' runtimes run, and a Zen 3's first cases ran at 1.36x their estimate
-# (median), which left the last model's OpenVINO case outside the budget.
-PROTECTED_TIER, PROTECTED_MARGIN = AXIS_PRIORITY.index("runtime") + 1, 1.3
+# The protected tiers (PRIORITY up to PROTECTED_TIERS) are planned at this many times their estimates while cases of
+# later tiers are admitted: visits run model by model, so later tiers of the first models are admitted before the
+# last models' protected cases run, and a Zen 3's first cases ran at 1.36x their estimate (median).
+PROTECTED_MARGIN = 1.3
 # The correction starts as if this many seconds had run exactly as estimated: without it, the first case alone (its
 # model build and first call over- or underestimated) swung a Zen 4 run's time left from 19.7 to 9.0 min and back.
-CORRECTION_PRIOR_S = 30.0
+# The prior fades as estimated seconds are spent, gone at CORRECTION_PRIOR_FADE_S: kept, it held the correction
+# below the measured ratio to the end (2.8x for a run whose cases all took 3x), and the last case overran.
+CORRECTION_PRIOR_S, CORRECTION_PRIOR_FADE_S = 30.0, 300.0
 
 @dataclass(frozen=True)
 class Timings:
@@ -115,6 +114,7 @@ class CaseEstimate:
     timed: float = 0.0  # of `seconds`, the timed rounds
     new_step_timed: float = 0.0  # of `new_step`, the timed rounds that a first call's cost stretches
     export: float = 0.0  # of `new_step`, a deployment runtime's export (0 when cached)
+    trace: float = 0.0  # what the case's trace adds, when the case is the first of its trace group
 
 
 class Plan(NamedTuple):
@@ -154,10 +154,10 @@ def estimate_serving(case: Case, facts: ModelFacts, ceiling: float, timings: Tim
 
 
 def estimate_case(case: Case, facts: ModelFacts, ceiling: float, timings: Timings, *, min_rounds: int,
-                  case_seconds: float, passes: int, trace_steps=None, trace_every_batch_size: bool = False,
+                  case_seconds: float, passes: int, trace_steps=None, trace_every_case: bool = False,
                   twins: int = 0, export_s: float = 0.0) -> CaseEstimate:
-    """First call, pilot, timed rounds, trace (`trace_steps(step seconds)` steps, when traced: with the step's
-    first batch size, or every one) and fixed costs, as bench.measure.harness runs a case. A case timed beside its
+    """First call, pilot, timed rounds, trace (`trace_steps(step seconds)` steps, when traced: with the first case
+    of its trace group, or every case) and fixed costs, as bench.measure.harness runs a case. A case timed beside its
     reference twins (`twins` of them) is planned at its whole seconds: when its pairs are known within their targets
     varies from case to case and run to run (LiteRT's cases in two Zen 3 main jobs: a median of 1.0 and of 0.13 of
     their seconds, each run from 0.01 to 1), which no rule from the step alone foretold; measured times correct the
@@ -190,30 +190,64 @@ def estimate_case(case: Case, facts: ModelFacts, ceiling: float, timings: Timing
     elif trace_steps is not None:
         trace = timings.trace_fixed + facts.layers * timings.trace_per_layer[case.mode] + trace_steps(step) * step
     own = first_call + pilot + timed + timings.case_fixed
-    if trace_every_batch_size:
+    if trace_every_case:
         return CaseEstimate(step, own + trace, new_step, timed, stretched_timed, export_s)
-    return CaseEstimate(step, own, new_step + trace, timed, stretched_timed, export_s)
+    return CaseEstimate(step, own, new_step, timed, stretched_timed, export_s, trace)
+
+
+class Tier(NamedTuple):
+    label: str
+    holds: Callable[[Case, Case, str | None], bool]  # (visit, its model's base, the run's first runtime)
+
+
+def _same(visit: Case, base: Case, *axes: str) -> bool:
+    return all(getattr(visit, axis) == getattr(base, axis) for axis in axes)
+
+
+def _keras_steps(visit: Case, base: Case, mode: str = "infer") -> bool:
+    return visit.runtime == KERAS and visit.scenario == STEPS and visit.mode == mode and _same(visit, base, "replicas")
+
+
+# The order in which a budget admits cases, every model's cases of a tier before any of the next: first what the
+# suite is named for (a step's speed across batch sizes, what XLA and each fast precision buy, what training costs,
+# and where one runtime would serve it), then the deployment questions that build on them. A visit's tier is the
+# first whose test holds; each model's base is its cheapest inference case in the reference settings (float32, no
+# XLA, the smallest batch, as near to that as the matrix has).
+PRIORITY = (
+    Tier("each model's first inference case", lambda v, base, _: v == replace(base, pass_index=v.pass_index)),
+    Tier("inference at the other batch sizes",
+         lambda v, base, _: _keras_steps(v, base) and _same(v, base, "precision", "xla")),
+    Tier("XLA", lambda v, base, _: _keras_steps(v, base) and _same(v, base, "precision")),
+    Tier("the fast precisions", lambda v, base, _: _keras_steps(v, base)),
+    Tier("training", lambda v, base, _: _keras_steps(v, base, "train")),
+    Tier("the first deployment runtime's float32", lambda v, base, first: (
+        v.runtime == first and v.scenario == STEPS and _same(v, base, "precision", "batch_size"))),
+    Tier("the other runtimes' float32",
+         lambda v, base, _: v.runtime != KERAS and v.scenario == STEPS and _same(v, base, "precision")),
+    Tier("the runtimes' int8", lambda v, base, _: v.runtime != KERAS and v.scenario == STEPS),
+    Tier("SingleStream", lambda v, base, _: v.scenario == "single-stream"),
+    Tier("the rest: Server, Offline, other scales", lambda v, base, _: True),
+    Tier(f"exports not cached, over {DEFERRED_EXPORT_S:g} s", lambda v, base, _: False),  # the planner sets it
+)
+MISSION_TIERS = 6  # PRIORITY[:6]: the mission's questions, for every model
+PROTECTED_TIERS = 7  # ... and every runtime's float32: what a default run sets out to measure whole
+DEFERRED_TIER = len(PRIORITY) - 1
 
 
 def tiers(visits: list[Case], cost) -> dict[str, int]:
-    """test_id -> tier. Each model's base is its cheapest inference case in the reference settings: float32, no XLA,
-    the smallest batch (as near to that as the matrix has)."""
+    """test_id -> its index in PRIORITY."""
     def key(visit: Case):
         return (visit.mode != "infer", visit.runtime != KERAS, visit.scenario != STEPS, visit.precision != "float32",
-                visit.xla, visit.batch_size, cost(visit))
+                visit.xla, visit.batch_size, visit.replicas * visit.workers, cost(visit))
 
     base = {}
     for visit in visits:
         if visit.model not in base or key(visit) < key(base[visit.model]):
             base[visit.model] = visit
-    result = {}
-    for visit in visits:
-        first = base[visit.model]
-        differing = [rank for rank, axis in enumerate(AXIS_PRIORITY, 1)
-                     if getattr(visit, axis) != getattr(first, axis)
-                     and not (axis == "batch_size" and visit.scenario != STEPS)]  # a queue's largest batch
-        result[visit.test_id] = max(differing, default=0)
-    return result
+    first_runtime = next((visit.runtime for visit in visits if visit.runtime != KERAS), None)
+    return {visit.test_id: next(index for index, tier in enumerate(PRIORITY)
+                                if tier.holds(visit, base[visit.model], first_runtime))
+            for visit in visits}
 
 
 def step_group(visit: Case):
@@ -225,6 +259,11 @@ def model_group(visit: Case):
     """The visits that share one built model, adjacent in the run's order (a runtime's export is of the float32
     model)."""
     return visit.pass_index, visit.model, "float32" if visit.runtime != KERAS else visit.precision
+
+
+def groups_of(visit: Case) -> tuple:
+    """What a visit pays for once, to be shared by the visits after it: its model, its step, its trace."""
+    return step_group(visit), model_group(visit), trace_group(visit)
 
 
 @dataclass
@@ -240,6 +279,7 @@ class Planner:
     builds: dict  # model -> seconds
     deadline: float | None  # perf_counter seconds; None: no budget
     reserve: float = 0.0  # seconds kept for the end of the session (the second ceiling reading, the save)
+    setup: float = 0.0  # session seconds spent before the plan (start-up, the ceiling probes)
     started: set = field(default_factory=set)  # model and step groups a finished visit has paid for
     charged: dict = field(default_factory=dict)  # test_id -> the estimate it was admitted with
     spent: list = field(default_factory=list)  # (estimated, measured) of finished visits
@@ -249,7 +289,7 @@ class Planner:
         self.tier = tiers(self.visits, lambda v: self.estimates[v.test_id].seconds)
         for visit in self.visits:  # a long export not yet cached waits for everything else (a later run has it)
             if self.estimates[visit.test_id].export > DEFERRED_EXPORT_S:
-                self.tier[visit.test_id] = len(AXIS_PRIORITY) + 1
+                self.tier[visit.test_id] = DEFERRED_TIER
         position = {visit.test_id: index for index, visit in enumerate(self.visits)}
         self.order = sorted(self.visits, key=lambda v: (v.pass_index, self.tier[v.test_id],
                                                         self.estimates[v.test_id].seconds, position[v.test_id]))
@@ -261,10 +301,11 @@ class Planner:
 
     @property
     def correction(self) -> float:
-        """What scales the remaining estimates: measured over estimated, damped by CORRECTION_PRIOR_S."""
+        """What scales the remaining estimates: measured over estimated, damped by a fading CORRECTION_PRIOR_S."""
         low, high = CORRECTION_LIMITS
-        ratio = ((sum(m for _, m in self.spent) + CORRECTION_PRIOR_S)
-                 / (sum(e for e, _ in self.spent) + CORRECTION_PRIOR_S))
+        estimated = sum(e for e, _ in self.spent)
+        prior = CORRECTION_PRIOR_S * max(0.0, 1.0 - estimated / CORRECTION_PRIOR_FADE_S)
+        ratio = (sum(m for _, m in self.spent) + prior) / (estimated + prior) if estimated + prior else 1.0
         return min(high, max(low, ratio))
 
     def _cost(self, visit: Case, groups: set) -> tuple[float, float]:
@@ -272,6 +313,7 @@ class Planner:
         estimate = self.estimates[visit.test_id]
         new_step = step_group(visit) not in groups
         seconds = (estimate.seconds + (estimate.new_step if new_step else 0.0)
+                   + (0.0 if trace_group(visit) in groups else estimate.trace)
                    + (0.0 if model_group(visit) in groups else self.builds[visit.model]))
         return seconds, estimate.timed + (estimate.new_step_timed if new_step else 0.0)
 
@@ -285,13 +327,13 @@ class Planner:
             if visit.test_id not in self.pending:
                 continue
             seconds, of_which_timed = self._cost(visit, groups)
-            protected = self.tier[visit.test_id] == PROTECTED_TIER
+            protected = self.tier[visit.test_id] < PROTECTED_TIERS
             if total + scale * seconds + (0.0 if protected else margin) <= available:
                 chosen.append(visit)
                 total += scale * seconds
                 timed += scale * of_which_timed
                 margin += (PROTECTED_MARGIN - 1) * scale * seconds if protected else 0.0
-                groups.update((step_group(visit), model_group(visit)))
+                groups.update(groups_of(visit))
         return Plan(chosen, total, timed)
 
     def admit(self, visit: Case, now: float) -> bool:
@@ -300,7 +342,7 @@ class Planner:
             self.pending.pop(visit.test_id, None)
             return False
         self.charged[visit.test_id] = self._cost(visit, self.started)[0]
-        self.started.update((step_group(visit), model_group(visit)))
+        self.started.update(groups_of(visit))
         return True
 
     def estimate_of(self, visit: Case) -> float | None:
@@ -317,3 +359,23 @@ class Planner:
 
     def seconds_left(self, now: float) -> float:
         return self.choose(now).seconds + self.reserve
+
+    def by_tier(self, chosen) -> list[tuple[str, int, int]]:
+        """(label, visits chosen, visits) of each tier that has visits, in PRIORITY's order."""
+        chosen_ids = {visit.test_id for visit in chosen}
+        counts = [[0, 0] for _ in PRIORITY]
+        for visit in self.visits:
+            counts[self.tier[visit.test_id]][0] += visit.test_id in chosen_ids
+            counts[self.tier[visit.test_id]][1] += 1
+        return [(tier.label, *count) for tier, count in zip(PRIORITY, counts) if count[1]]
+
+    def tier_seconds(self) -> list[float]:
+        """Seconds of every visit of each tier, as estimated now (corrected), in PRIORITY's order: added up to a
+        tier, with the session's seconds outside its cases (`setup`, `reserve`), they are the budget that admits
+        that tier and those before it whole."""
+        seconds, groups = [0.0] * len(PRIORITY), set()
+        for visit in self.order:
+            cost, _ = self._cost(visit, groups)
+            seconds[self.tier[visit.test_id]] += self.correction * cost
+            groups.update(groups_of(visit))
+        return seconds

@@ -9,10 +9,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from ..core.records import PHASES
-from ..core.stats import MEDIAN_INTERVAL_MIN, MEDIAN_SE_FACTOR, half_width, median_error, paired_ratio, t95
+from ..core.stats import (
+    MEDIAN_INTERVAL_MIN,
+    MEDIAN_SE_FACTOR,
+    half_width,
+    median_error,
+    one_pass_drift,
+    paired_ratio,
+    t95,
+)
 from ..engines import current as engine
 
-FIRST_CALL_MATCH_LIMIT = 4.0  # timed rounds stretch to the first call's length, up to this many times their seconds
+FIRST_CALL_MATCH_LIMIT = 2.0  # timed rounds stretch to the first call's length, up to this many times their seconds
 
 
 def timed_seconds(max_seconds: float, first_call_s: float) -> float:
@@ -74,6 +82,15 @@ def plan_rounds(pilot_samples: list[float], budget: Budget) -> tuple[int, str]:
 
 
 PAIR_TARGET = 0.05  # a paired ratio's 95% interval within ±5% of it: the precision a comparison of settings needs
+
+
+def stop_targets(budget: Budget, step_s: float) -> tuple[float, float]:
+    """(the median's, each paired ratio's) 95% half-width, relative, at which a case's rounds stop: the budget's
+    target and PAIR_TARGET, or half the drift between runs that the report adds to a one-pass run's intervals
+    (1.96 one_pass_drift, in quadrature) where that is wider. Below it, more rounds would narrow the printed interval by
+    under 12% (hypot(1, 1/2) = 1.118): a step under 10 ms, whose interval the drift makes ±24%, stops at ±12%."""
+    floor = 1.96 * one_pass_drift(step_s * 1e3) / 2
+    return max(budget.target_error, floor), max(PAIR_TARGET, floor)
 CHECK_GROWTH = 1.1  # the stopping rule is checked each time the rounds have grown by 10% (and at min_rounds)
 # Blocks, not single calls, alternate: a step called right after another runs slow for a while (ONNX Runtime's
 # ResNet-20 at batch 1 on a 2-core Xeon: 0.30 ms back to back, 0.51 ms alternated call by call with TensorFlow's and
@@ -187,10 +204,12 @@ class Rounds:
 
     def _known(self, recorded) -> bool:
         error = median_error(recorded)
-        if error is None or error > self.budget.target_error:
+        if error is None:
             return False
-        return all(len(ratios) >= MEDIAN_INTERVAL_MIN and half_width(paired_ratio(ratios)) <= PAIR_TARGET
-                   for ratios in self.ratios().values())
+        median_target, pair_target = stop_targets(self.budget, statistics.median(recorded))
+        return error <= median_target and all(
+            len(ratios) >= MEDIAN_INTERVAL_MIN and half_width(paired_ratio(ratios)) <= pair_target
+            for ratios in self.ratios().values())
 
     def ratios(self) -> dict:
         """name -> the case's throughput over the twin's, one per round: the median of the twin's block over the

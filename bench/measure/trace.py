@@ -12,12 +12,19 @@ TRACE_STEPS = 3
 TRACE_SECONDS = 0.5  # slow steps get fewer traced steps (one at least): on a CPU a VGG-19 step takes seconds
 
 
+def trace_group(case) -> tuple:
+    """The cases one trace stands for: a model's step in a mode on a runtime, traced at the first of them a run
+    measures (float32 without XLA at the first batch size, where the run has it). A trace of every step took 8% of
+    a Zen 3 default run; `--trace-every-case` traces each case."""
+    return case.pass_index, case.model, case.mode, case.runtime
+
+
 class Tracer:
     """Writes `<root>/<run>/<case>/plugins/profile/<timestamp>/<host>.xplane.pb`.
 
     A trace is written into a staging folder beside `root` and moved into place when complete, so an
-    interrupted run never leaves a half-written case under `root` for TensorBoard to list. A step is traced at the
-    first batch size it runs (the others run the same graph) unless `every_batch_size`.
+    interrupted run never leaves a half-written case under `root` for TensorBoard to list. The first case of each
+    trace_group in the first pass is traced, or every case of that pass with `every_case`.
 
     In a cluster each worker gives a `worker` name (host and index), and a trace goes into a session folder named
     after the run as `<worker>.xplane.pb`. Only the chief runs the profiler (`profiles`); the others run the traced
@@ -26,13 +33,21 @@ class Tracer:
     chief's alone, in none of 950.
     """
 
-    def __init__(self, root: str, run_name: str, steps: int = TRACE_STEPS, every_batch_size: bool = False,
+    def __init__(self, root: str, run_name: str, steps: int = TRACE_STEPS, every_case: bool = False,
                  worker: str | None = None, profiles: bool = True):
         self.root, self.run_name, self.steps = root, run_name, steps
-        self.every_batch_size, self.worker, self.profiles = every_batch_size, worker, profiles
+        self.every_case, self.worker, self.profiles = every_case, worker, profiles
+        self.traced = set()  # trace groups traced
         self.staging = os.path.join(os.path.dirname(os.path.abspath(root)) or ".",
                                     f".{os.path.basename(os.path.abspath(root))}-staging")
         self.staged_run = os.path.join(self.staging, run_name + (f"-{worker}" if worker else ""))
+
+    def takes(self, case) -> bool:
+        """Whether `case` is traced (its group is then taken)."""
+        if case.pass_index != 1 or not (self.every_case or trace_group(case) not in self.traced):
+            return False
+        self.traced.add(trace_group(case))
+        return True
 
     def steps_for(self, step_seconds: float) -> int:
         return max(1, min(self.steps, int(TRACE_SECONDS / step_seconds))) if step_seconds > 0 else self.steps

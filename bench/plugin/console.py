@@ -6,10 +6,11 @@ import time
 
 import pytest
 
+from ..core.stats import FAST_STEP_MS
 from ..engines import current as engine
 from ..measure import device
 from ..measure.matrix import PRECISIONS
-from ..measure.timing import PAIR_TARGET
+from ..measure.timing import PAIR_TARGET, stop_targets
 from . import session as sessions
 
 NAME_WIDTH = 46  # the longest case id, inception_v4-train-bs256-noxla-mixed_bfloat16
@@ -43,8 +44,10 @@ def header(harness, traces: bool) -> list[str]:
              f"float32 ceiling {ceiling / 1e12:.3g} TFLOP/s",
              f"cnnbench: {_precisions(harness)}",
              f"cnnbench: each case: first call timed apart, then timed rounds until its median is known to "
-             f"±{harness.budget.target_error:.0%} (and its ratio to each reference twin, timed beside it round by "
-             f"round, to ±{PAIR_TARGET:.0%}) or {matrix.case_seconds:g} s are spent, {matrix.min_rounds} at least"
+             f"±{harness.budget.target_error:.0%} and its ratio to each reference twin, timed beside it round by "
+             f"round, to ±{PAIR_TARGET:.0%} (or to half the drift between runs that the report adds, where wider: "
+             f"±{stop_targets(harness.budget, 0.0)[1]:.0%} for a step under {FAST_STEP_MS:g} ms), or until "
+             f"{matrix.case_seconds:g} s are spent, {matrix.min_rounds} at least"
              + (f", over {matrix.passes} passes" if matrix.passes > 1 else "")
              + ("; and a profiler trace" if traces else "; no traces"),
              "cnnbench: pytest-benchmark's defaults line above does not apply: the harness sets each case's rounds"]
@@ -57,6 +60,9 @@ def header(harness, traces: bool) -> list[str]:
                      f"{len(planner.visits)} cases, about {_minutes(seconds + planner.reserve)} from now, "
                      f"{timed / (seconds + planner.reserve):.0%} of it in timed rounds"
                      + (f"; {outside} outside it, skipped and listed in the report" if outside else ""))
+        lines.append("cnnbench: in this priority, every model's cases of a tier before the next tier's: "
+                     + "; ".join(f"{index} {label} ({count if count == total else f'{count} of {total}'})"
+                                 for index, (label, count, total) in enumerate(planner.by_tier(chosen), 1)))
     return [wrapped for line in lines
             for wrapped in textwrap.wrap(line, WIDTH, subsequent_indent=" " * len("cnnbench: "))]
 

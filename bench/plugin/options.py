@@ -46,7 +46,7 @@ NUMBER_HELP = {  # dest: help, for the numeric options of bench.measure.matrix.N
     "latency_seconds": "time limit of the latency scenario per case (default 120); a slower case times fewer steps "
                        "and says so",
 }
-TRACE_OPTIONS = ("no_trace", "trace_dir", "trace_every_batch_size")  # a resumed run keeps its own
+TRACE_OPTIONS = ("no_trace", "trace_dir", "trace_every_case")  # a resumed run keeps its own
 
 
 def add_options(parser) -> None:
@@ -76,9 +76,9 @@ def add_options(parser) -> None:
                     "its name and options (RUN: a run name or journal path; default the newest unfinished run)")
     group.addoption("--resume-anyway", dest="cnnbench_resume_anyway", action="store_true", default=False,
                     help="resume even on another machine or commit (it mixes their numbers)")
-    group.addoption("--trace-every-batch-size", dest="cnnbench_trace_every_batch_size", action="store_true",
-                    default=False, help="trace every case, not only each step's first batch size (the others run "
-                    "the same graph, with bigger tensors)")
+    group.addoption("--trace-every-case", dest="cnnbench_trace_every_case", action="store_true",
+                    default=False, help="trace every case, not only the first of each model's mode on each runtime "
+                    "(float32 without XLA at the first batch size, where the run has it)")
 
 
 def matrix_options(config) -> dict:

@@ -92,7 +92,7 @@ class Session:
                 from ..measure.trace import Tracer
                 cluster = self.scale.cluster
                 tracer = Tracer(self.config.getoption("cnnbench_trace_dir"), self.run_name,
-                                every_batch_size=self.config.getoption("cnnbench_trace_every_batch_size"),
+                                every_case=self.config.getoption("cnnbench_trace_every_case"),
                                 worker=f"{socket.gethostname()}-worker{cluster.index}" if cluster else None,
                                 profiles=cluster is None or cluster.is_chief)
             self.harness = open_session(self.matrix, tracer=tracer, started=self.started, scale=self.scale,

@@ -161,6 +161,20 @@ def scaling_lines(runs) -> list[str]:
     return lines
 
 
+def left_out_lines(runs) -> list[str]:
+    """What each run's time budget left out, tier by tier in its priority, with the budget that admits it."""
+    lines = []
+    for r in runs:
+        tiers = [(index, tier) for index, tier in enumerate((r.plan or {}).get("priority") or [], 1)
+                 if tier["outside"]]
+        if tiers:
+            lines.append(f"**Left out by the time budget** ({r.name}), in its priority: "
+                         + "; ".join(f"{index} {tier['tier']}, {tier['outside']} of {tier['cases']} "
+                                     f"(`--time-budget {tier['admits_all_minutes']}` admits all up to it)"
+                                     for index, tier in tiers) + ".")
+    return lines
+
+
 def findings(runs, merged_note: str | None = None) -> tuple[list[str], tuple]:
     """(lines, the family table) for the report's opening; `merged_note` says which runs were merged and why."""
     cases = [c for r in runs for c in r.cases]
@@ -171,6 +185,7 @@ def findings(runs, merged_note: str | None = None) -> tuple[list[str], tuple]:
     mfu = efficiency_line(cases)
     if mfu:
         lines.append(mfu)
+    lines += left_out_lines(runs)
     reasons = Counter(skip.get("reason", "-") for r in runs for skip in r.skipped)
     if reasons:
         lines.append(f"**Not measured**: {sum(reasons.values())} cases, "

@@ -5,7 +5,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from ..core.stats import MEDIAN_SE_FACTOR, robust_sigma, t95
+from ..core.stats import FAST_STEP_DRIFT, FAST_STEP_MS, MEDIAN_SE_FACTOR, STEP_DRIFT, one_pass_drift, robust_sigma, t95
 
 
 @dataclass(frozen=True)
@@ -51,24 +51,6 @@ def run_noise(cases) -> RunNoise:
                         f"{FAST_STEP_DRIFT:.0%} under {FAST_STEP_MS:g} ms; one pass: save runs with --passes 3 for a "
                         "firmer verdict)")
     return RunNoise(None, None, "the medians' own intervals only (nothing recorded of the noise between runs)")
-
-
-# A step's drift between moments of the machine that a run of one pass cannot measure (the sd of its log): of a
-# paired ratio beyond its pairs' own noise (the pairs of one case span seconds and see one moment, and the load
-# changes what a setting buys: XLA on conv5x5 read 1.38x on a quiet Zen 4, 1.5-1.7x on a busy one), and of a case's
-# median beyond the speed probe's (a matmul's drift does not see a step that contends for the scheduler). Small steps
-# drift more. Measured by A/A of default runs (one pass each): on a 2-core Intel Xeon, 88 paired ratios moved by 2.4%
-# typically against intervals of ±3%. On a 2-core Zen 3, 2% and 8% (chosen on two runs) held out of sample for 91.4%
-# of 1,326 ratios shared by ten pairs of five later runs, and case verdicts on the probe's drift alone were false for
-# 12.4% of 1,655 cases (20% of the steps under 10 ms); with 4% and 12%, chosen on those ten pairs, 95.3% of the ratios
-# agreed and 2.5% of the case verdicts were false; out of sample, a sixth run against the five, 90.2% and 3.4%.
-STEP_DRIFT = 0.04
-FAST_STEP_MS, FAST_STEP_DRIFT = 10.0, 0.12
-
-
-def one_pass_drift(step_ms: float | None) -> float:
-    """STEP_DRIFT, or FAST_STEP_DRIFT for a step under FAST_STEP_MS (unknown: fast)."""
-    return STEP_DRIFT if step_ms and step_ms >= FAST_STEP_MS else FAST_STEP_DRIFT
 
 
 PAIRED_INTERVAL = (f"from the rounds of the two timed side by side, with the drift of such a ratio between moments of "

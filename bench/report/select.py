@@ -173,7 +173,7 @@ def median_precision(run) -> dict:
     """How precise a run's medians are: the cases' 95% half-widths at the median, 90th percentile and widest."""
     errors = sorted(c["median_error"] for c in run.cases if c["median_error"] is not None)
     return {"cases": len(run.cases), "unknown": len(run.cases) - len(errors),
-            "target": next((c["target_error"] for c in run.cases if c.get("target_error")), None),
+            "targets": sorted({c["target_error"] for c in run.cases if c.get("target_error")}),
             "reached": sum(1 for c in run.cases if c["reached_target"]),
             "median": errors[len(errors) // 2] if errors else None,
             "p90": errors[int(0.9 * (len(errors) - 1))] if errors else None,

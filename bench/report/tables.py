@@ -145,7 +145,9 @@ def precision_of_medians(view):
     rows = []
     for r in view.runs:
         found = select.median_precision(r)
-        rows.append((r.name, found["cases"], num(found["target"] and found["target"] * 100, ".0f"),
+        targets = found["targets"]
+        target = "-".join(dict.fromkeys(f"{t * 100:.0f}" for t in (targets[0], targets[-1]))) if targets else MISSING
+        rows.append((r.name, found["cases"], target,
                      found["reached"], *(pm(found[k]) if found[k] is not None else MISSING
                                          for k in ("median", "p90", "widest")), found["unknown"]))
     return (f"How precise the medians are: each case's 95% interval of its median step time, relative to it"
@@ -184,6 +186,17 @@ def time_spent(view):
     return ("Where the run's time went: timed rounds (the figures), first calls (tracing, graph optimisation, XLA "
             "compiles), building models, pilot rounds, traces, ceiling and speed probes, and the rest (start-up, "
             "collection, freeing models)", ("run", "phase", "time", "share", "time budget"), rows)
+
+
+def priority(view):
+    """A row per run and tier of the plan's priority: what the budget measured, and the budget that admits it all."""
+    rows = [(r.name, index, tier["tier"], tier["cases"] - tier["outside"], tier["cases"],
+             f"--time-budget {tier['admits_all_minutes']}" if tier["outside"] else "")
+            for r in view.runs for index, tier in enumerate((r.plan or {}).get("priority") or [], 1)]
+    return ("The time budget's priority: every model's cases of a tier before any of the next, what the run measured "
+            "of each, and where some were left out the budget (minutes, as the run's estimates stood at its end) "
+            "that would admit that tier and every one before it", ("run", "tier", "cases", "admitted", "of",
+                                                                    "to admit all up to here"), rows)
 
 
 def cost(view):
@@ -359,7 +372,7 @@ def skipped(view):
 def tables(runs) -> list[tuple]:
     """Every table with rows, in the report's order."""
     view = select.View(runs)
-    found = [machine(view), precisions(view), time_spent(view), precision_of_medians(view), cost(view),
+    found = [machine(view), precisions(view), time_spent(view), priority(view), precision_of_medians(view), cost(view),
              estimates(view), *speed(view), xla(view), *precision(view), *runtimes.tables(view), *serving.tables(view),
              *backends(view), efficiency(view), scaling(view),
              cost_example(view), top_ops(view), skipped(view)]
