@@ -1,5 +1,7 @@
 """The benchmark harness: the matrix, bad input, the saved JSON of a real run, dtype policy, OOM, the clock."""
+import math
 import os
+import statistics
 import threading
 import time
 from dataclasses import replace
@@ -11,7 +13,15 @@ import tensorflow as tf
 from conftest import run_bench
 
 import models
-from bench.core.stats import MEDIAN_INTERVAL_MIN, half_width, latency_summary_ms, median_error, paired_ratio
+from bench.core.stats import (
+    FAST_STEP_DRIFT,
+    MEDIAN_INTERVAL_MIN,
+    STEP_DRIFT,
+    half_width,
+    latency_summary_ms,
+    median_error,
+    paired_ratio,
+)
 from bench.engines.tensorflow_engine import synthetic_batch, training_step
 from bench.measure import timing
 from bench.measure.device import Gpu
@@ -255,14 +265,10 @@ def test_rounds_stop_at_precision_or_budget():
     assert plan_rounds([0.010, 0.012, 0.008], Budget(min_rounds=5, max_seconds=0.5)) == (50, "budget")
 
 
-def test_timed_rounds_stretch_to_a_long_first_call_within_limits():
-    budget = Budget(min_rounds=3, max_seconds=2.0)
-    assert [budget.after_first_call(s).max_seconds for s in (0.5, 5.0, 60.0)] == [2.0, 5.0, 8.0]
+def test_a_slow_step_gets_its_floor_of_rounds_and_more_only_within_its_seconds():
     slow_step = [1.0, 1.05, 0.95]
-    assert plan_rounds(slow_step, budget) == (3, "min_rounds")
-    assert plan_rounds(slow_step, budget.after_first_call(6.0)) == (6, "budget")
-    latency = Budget(max_seconds=120.0, within_time=True)  # the latency scenario keeps its stated limit
-    assert latency.after_first_call(500.0).max_seconds == 120.0
+    assert plan_rounds(slow_step, Budget(min_rounds=3, max_seconds=2.0)) == (3, "min_rounds")
+    assert plan_rounds(slow_step, Budget(min_rounds=3, max_seconds=6.0)) == (6, "budget")
 
 
 def test_latency_percentiles_are_true_percentiles_with_enough_samples():
@@ -303,6 +309,16 @@ def test_latency_scenario_times_its_samples_within_its_time_limit():
         resolve({"latency_samples": 0}, gpu=None)
 
 
+def test_rounds_stop_at_the_budget_s_targets_or_at_half_the_drift_the_report_adds_where_wider():
+    budget = Budget(target_error=0.02)
+    slow = timing.stop_targets(budget, 0.050)  # the median's: 1.96 x 4% / 2 = 3.9%, wider than 2%; the pairs' 5%
+    assert slow == (pytest.approx(1.96 * STEP_DRIFT / 2), timing.PAIR_TARGET) and slow[0] > budget.target_error
+    fast = timing.stop_targets(budget, 0.002)
+    assert fast == (pytest.approx(1.96 * FAST_STEP_DRIFT / 2),) * 2 and fast[0] > timing.PAIR_TARGET
+    # what that costs the printed interval: at most 12% wider than the drift alone makes it
+    assert math.hypot(1.96 * FAST_STEP_DRIFT, fast[1]) <= 1.12 * 1.96 * FAST_STEP_DRIFT
+
+
 def _sleeper(seconds, calls=None, name=None):
     def step(*_):
         if calls is not None:
@@ -312,12 +328,14 @@ def _sleeper(seconds, calls=None, name=None):
 
 
 def _stopped_by_its_word(rounds, benchmark):
-    """'precision' only where the interval pytest-benchmark recorded met the target (and every paired one its own)."""
+    """'precision' only where the interval pytest-benchmark recorded met the case's target (and every paired one its
+    own), as stop_targets sets them for the step's median."""
     recorded = benchmark.stats.stats.data
     error = median_error(recorded)
+    median_target, pair_target = timing.stop_targets(rounds.budget, statistics.median(recorded))
     if rounds.stop_reason == "precision":
-        assert error <= rounds.budget.target_error, error
-        assert all(len(r) >= MEDIAN_INTERVAL_MIN and half_width(paired_ratio(r)) <= timing.PAIR_TARGET
+        assert error <= median_target, error
+        assert all(len(r) >= MEDIAN_INTERVAL_MIN and half_width(paired_ratio(r)) <= pair_target
                    for r in rounds.ratios().values())
     else:
         assert rounds.stop_reason in ("budget", "min_rounds")

@@ -52,7 +52,7 @@ def test_every_model_first_gets_its_cheapest_inference_case_then_the_mission_s_q
     assert tiers["resnet50-infer-bs1-noxla-float32"] == 0
     # the deployment runtimes' tiers (tests/test_runtimes.py) and the serving scenarios' (tests/test_serving.py) after
     assert tiers["resnet50-infer-bs8-noxla-float32"] == tier("inference at the other batch sizes") == 1
-    assert tiers["resnet50-infer-bs1-xla-float32"] == tier("XLA") == 2
+    assert tiers["resnet50-infer-bs1-xla-float32"] == tier("XLA at the first batch size") == 2
     assert tiers["resnet50-infer-bs8-noxla-mixed_bfloat16"] == tiers["resnet50-infer-bs1-xla-mixed_bfloat16"] == 3
     assert tier("the fast precisions") == 3
     assert (tiers["resnet50-train-bs2-noxla-float32"] == tiers["resnet50-train-bs2-noxla-mixed_bfloat16"]
@@ -68,7 +68,7 @@ def test_a_tight_budget_keeps_every_models_first_case_and_drops_training_before_
     left_out = [v for v in planner.visits if v not in chosen]
     assert left_out and tiers != {0}
     assert sum(planner.tier[v.test_id] == tier("training") for v in left_out) > sum(
-        planner.tier[v.test_id] == tier("XLA") for v in left_out)
+        planner.tier[v.test_id] == tier("XLA at the first batch size") for v in left_out)
 
 
 def test_the_cpu_default_on_an_avx512_bf16_machine_plans_bfloat16_within_20_minutes():
@@ -117,17 +117,20 @@ def test_without_a_budget_every_case_is_planned():
     assert len(planner.choose(now=0.0).cases) == len(planner.visits)
 
 
-def test_the_gpu_default_plans_an_hour_of_the_full_matrix():
-    """What the README states for a GPU default run (H100, on paper): every model at every batch size in every fast
-    precision, inference and training without XLA, and the serving scenarios, within 60 minutes (XLA, last in the
-    priority, as far as it fits: none, on paper)."""
+def test_the_gpu_default_plans_an_hour_of_the_full_matrix_in_the_mission_s_order():
+    """What the README states for a GPU default run (H100, on paper): every model's inference at every batch size in
+    every fast precision, with XLA at batch 1, within 60 minutes, then training as far as it fits (most of it); XLA at
+    the other batch sizes and the serving scenarios come after."""
     matrix, planner = planner_for(H100, gpu=Gpu("H100", (9, 0)), budget_minutes=60)
     chosen, seconds, _ = planner.choose(now=0.0)
     steps = [v for v in planner.visits if v.scenario == "steps"]
     served = [v for v in planner.visits if v.scenario != "steps"]  # SingleStream for all, Server and Offline for 3
     assert len(steps) == 32 * (2 * 6 + 2 * 5) * 3 and len(served) == 32 + 2 * 3 and seconds <= 60 * 60
-    without_xla = {v.id for v in steps if not v.xla}
-    assert len(without_xla) == 1056 and without_xla | {v.id for v in served} <= {v.id for v in chosen}
+    inference = {v.id for v in steps if v.mode == "infer" and (not v.xla or v.batch_size == 1)}
+    training = {v.id for v in steps if v.mode == "train" and not v.xla}
+    chosen_ids = {v.id for v in chosen}
+    assert len(inference) == 32 * 3 * 7 and inference <= chosen_ids
+    assert len(training & chosen_ids) > len(training) / 2
 
 
 def test_the_model_facts_file_lists_every_model_at_both_sizes():
@@ -139,19 +142,20 @@ def test_the_model_facts_file_lists_every_model_at_both_sizes():
 
 
 @pytest.mark.parametrize("off_by", [1.0, 1.36, 1.5])
-def test_each_model_s_runtimes_at_batch_1_keep_their_place_when_they_overrun(monkeypatch, off_by):
-    """The CPU default with its runtimes' exports cached, run model by model on a clock where the first tiers' visits
-    take `off_by` times their charge and the others their charge: a Zen 3's main job ran its Keras batch-1 cases at
-    1.36x (median) and lost the last model's OpenVINO case, later tiers of the first models admitted before it. (At
-    1.6x those tiers alone, 772 s as charged with the runtimes' sessions, would outlast the 20 minutes; two main jobs
-    measured them at 593 s and 367 s.)"""
+def test_the_protected_tiers_keep_their_place_when_they_overrun(monkeypatch, off_by):
+    """The CPU default with its runtimes' exports cached, run model by model on a clock where the protected tiers'
+    visits (the mission's and every runtime's float32) take `off_by` times their charge and the others their charge:
+    a Zen 3's main job ran its Keras batch-1 cases at 1.36x (median) and lost the last model's OpenVINO case, later
+    tiers of the first models admitted before it. The budget is one in which they fit at 1.5x: as charged on a Zen 3
+    they are 1,105 s of the 20 minutes' (a Zen 4's run measured 0.75x its charges)."""
     from bench.engines import runtimes
     from bench.engines.runtimes import exports
 
     monkeypatch.setattr(exports, "find", lambda *args: True)
     matrix = resolve({}, gpu=None, installed_runtimes=runtimes.RUNTIMES, default_runtimes=runtimes.RUNTIMES)
     matrix = replace(matrix, precisions=("float32",))
-    planner = make_planner(matrix, ZEN3, plan.CPU_TIMINGS, StepsFor, 20 * 60, export_root="cached")
+    budget = 30 * 60
+    planner = make_planner(matrix, ZEN3, plan.CPU_TIMINGS, StepsFor, budget, export_root="cached")
     first = {v.test_id for v in planner.visits if planner.tier[v.test_id] < plan.PROTECTED_TIERS}
     now, ran = 0.0, set()
     for visit in planner.visits:
@@ -163,4 +167,4 @@ def test_each_model_s_runtimes_at_batch_1_keep_their_place_when_they_overrun(mon
         else:
             planner.finish(visit, None)
     assert {v.runtime for v in planner.visits if v.test_id in first} == {"keras", *runtimes.RUNTIMES}
-    assert first <= ran and len(ran) > len(first) and now <= 20 * 60
+    assert first <= ran and len(ran) > len(first) and now <= budget

@@ -243,7 +243,7 @@ class Harness:
         engine().reset_peak_memory()
         with clock("first_call"):
             compile_s = timed_call(step, *args)  # tracing (+ XLA compile) or a runtime's session, and the first run
-        budget = self.budget_for(case).after_first_call(compile_s)
+        budget = self.budget_for(case)
         twins = self.twins(case)
         with clock("pilot"):
             pilot_samples = pilot(step, args, budget)
@@ -478,7 +478,7 @@ def make_planner(matrix: Matrix, ceilings: dict, timings: plan.Timings, tracer, 
             twins=sum(twin.test_id in planned for twin in reference_twins(visit)),
             export_s=export_estimate(visit, known[visit.model], timings, export_root, matrix.input_size))
     builds = {name: timings.build(known[name]) for name in matrix.models}
-    return plan.Planner(visits, estimates, builds, deadline, reserve)
+    return plan.Planner(visits, estimates, builds, deadline, reserve, rebuild_share=timings.rebuild_share)
 
 
 def plan_record(harness: Harness) -> dict | None:

@@ -140,11 +140,12 @@ GPU_BUDGET_MINUTES = 60.0  # the README's "A default run on a GPU" says what fit
 
 # The whole zoo on a CPU, planned to 20 minutes (bench.measure.plan). XLA is a candidate at batch 1 only and training
 # without XLA: compiling a training step with XLA took 10 s (VGG-19) to 71 s (ResNet-152) on a 2-core CPU, and the
-# compiled step was no faster (ResNet-152 6.1 s vs 3.2 s). 4 s of timed rounds a case (more after a long first
-# call): at 2.5 s the first calls (tracing, graph optimisation, compiles) took 40% of the run, the timed rounds 30%.
+# compiled step was no faster (ResNet-152 6.1 s vs 3.2 s). 1.5 s of timed rounds a case at most: on a 2-core Zen 4,
+# 2.5 s (up to 5 after a long first call) left 6 models' mission cases and 51 of 92 runtime cases outside the budget;
+# the first calls (tracing, graph optimisation, compiles), which no setting of the rounds shortens, took 37% of it.
 # The deployment runtimes that are installed join it at batch 1 (resolve): a deployment's first question.
 CPU_DEFAULT = Matrix(ALL, {"infer": {False: (1, 8), True: (1,)}, "train": {False: (2,)}}, precisions=PRECISIONS,
-                     min_rounds=3, case_seconds=2.5, time_budget=CPU_BUDGET_MINUTES, runtime_batches=(1,),
+                     min_rounds=3, case_seconds=1.5, time_budget=CPU_BUDGET_MINUTES, runtime_batches=(1,),
                      serving_models=SERVING_MODELS, **SERVED)
 
 # Each preset is a Matrix with its models still as patterns and its candidate precisions.

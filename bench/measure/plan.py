@@ -10,11 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
+from ..core.stats import FAST_STEP_MS
 from ..cost.facts import ModelFacts
 from ..engines.runtimes import KERAS
 from .matrix import STEPS, Case
 from .serving import QUICK, buckets
-from .timing import timed_seconds
 from .trace import trace_group
 
 OUTSIDE = "outside the time budget"
@@ -50,10 +50,13 @@ class Timings:
     trace_fixed: float
     trace_per_layer: dict
     case_fixed: float  # pytest, the speed probe beside the case, freeing tensors
-    rounds_to_target: int = 50  # a fast step's rounds stop about here, its median known to ±2% (fitted)
-    # ... but a step of a few ms took 1 to 2 s of rounds to know its median to ±2% (400 to 1,300 rounds; Zen 4)
-    small_step_timed: float = 1.5
+    # The shares of a case's seconds its rounds take before they stop (bench.measure.timing.stop_targets), by whether
+    # it is timed beside twins and its step is under FAST_STEP_MS (whose wider targets stop it sooner): 0.02 and 0.5
+    # alone, 0.35 and 0.85 beside twins (means over 279 cases of a Zen 4 default run; whole seconds beyond them)
+    timed_share: dict = field(default_factory=lambda: {(False, True): 0.02, (False, False): 0.5,
+                                                       (True, True): 0.35, (True, False): 1.0})
     build_fixed: float = 0.0  # a model's build and cost count beyond its layers (1.1 s for LeNet-5 on a Zen 4)
+    rebuild_share: float = 0.3  # a model built again in another precision (0.26 of its first build on a Zen 4)
     # deployment runtimes: their step against TensorFlow's, the session's making per layer, and an export's seconds
     # as (fixed, per layer, per parameter) by runtime and precision (int8: the quantization of the float32 export)
     runtime_step: float = 0.8
@@ -88,13 +91,14 @@ RUNTIME_EXPORTS = {("litert", "float32"): (0.6, 0.075, 0.16e-6), ("litert", "int
                    ("onnxruntime", "float32"): (0.6, 5e-3, 1.1e-6), ("onnxruntime", "int8"): (0.05, 4e-3, 0.08e-6),
                    ("openvino", "float32"): (2.0, 0.03, 0.02e-6), ("openvino", "int8"): (0.55, 0.013, 0.17e-6)}
 
-# Fitted to a run of 8 models (4 cases each) on a 2-core AMD EPYC Zen 3 with AVX2, TensorFlow 2.21; a run scales
-# them by what it measures as it goes.
+# Fitted to a run of 8 models (4 cases each) on a 2-core AMD EPYC Zen 3 with AVX2, TensorFlow 2.21 (the traces' to a
+# Zen 4 default run: 22 s for 32 inference traces, 29 s for 26 training ones); a run scales them by what it measures
+# as it goes.
 CPU_TIMINGS = Timings(efficiency={"infer": 0.8, "train": 0.5}, step_per_layer={"infer": 30e-6, "train": 120e-6},
                       first_call_per_layer={("infer", False): 5.5e-3, ("infer", True): 11e-3,
                                             ("train", False): 30e-3, ("train", True): 120e-3},
                       xla_compile_fixed=0.3, build_per_layer=5e-3, build_per_param=12e-9,
-                      trace_fixed=0.1, trace_per_layer={"infer": 1.2e-3, "train": 4e-3}, case_fixed=0.15,
+                      trace_fixed=0.1, trace_per_layer={"infer": 2.5e-3, "train": 6e-3}, case_fixed=0.15,
                       exports=RUNTIME_EXPORTS, build_fixed=0.8)
 # On paper (no GPU was at hand): kernel launches of 5-10 us, cuDNN autotuning on a step's first call, XLA compiles
 # slower than on a CPU, traces with a device plane to convert as well.
@@ -112,7 +116,6 @@ class CaseEstimate:
     seconds: float  # the case with its step already traced (at another batch size) and its model built
     new_step: float  # what tracing the step adds, when the case is the first of its step
     timed: float = 0.0  # of `seconds`, the timed rounds
-    new_step_timed: float = 0.0  # of `new_step`, the timed rounds that a first call's cost stretches
     export: float = 0.0  # of `new_step`, a deployment runtime's export (0 when cached)
     trace: float = 0.0  # what the case's trace adds, when the case is the first of its trace group
 
@@ -173,17 +176,10 @@ def estimate_case(case: Case, facts: ModelFacts, ceiling: float, timings: Timing
         first_call = step + (timings.xla_compile_fixed + tracing / 2 if case.xla else 0.0)  # XLA compiles every shape
         new_step = tracing / 2 if case.xla else tracing
 
-    def pilot_and_timed(first_call_s):
-        budget = timed_seconds(case_seconds / passes, first_call_s)
-        alone = min(budget, max(timings.rounds_to_target * step, timings.small_step_timed))
-        timed = (budget if twins else alone) + step / 2
-        pilot = min(3 * step, max(step, budget / 4)) + twins * step
-        return pilot, max(min_rounds * step * (1 + twins), timed)
-
-    pilot, timed = pilot_and_timed(first_call)
-    stretched_pilot, stretched_timed = (new - old for new, old in zip(pilot_and_timed(first_call + new_step),
-                                                                       (pilot, timed)))
-    new_step += stretched_pilot + stretched_timed
+    budget = case_seconds / passes
+    share = timings.timed_share[bool(twins), step * 1e3 < FAST_STEP_MS]
+    timed = max(min_rounds * step * (1 + twins), share * budget + step / 2)
+    pilot = min(3 * step, max(step, budget / 4)) + twins * step
     trace = 0.0
     if trace_steps is not None and case.runtime != KERAS:
         trace = tracing + trace_steps(step) * step
@@ -191,8 +187,8 @@ def estimate_case(case: Case, facts: ModelFacts, ceiling: float, timings: Timing
         trace = timings.trace_fixed + facts.layers * timings.trace_per_layer[case.mode] + trace_steps(step) * step
     own = first_call + pilot + timed + timings.case_fixed
     if trace_every_case:
-        return CaseEstimate(step, own + trace, new_step, timed, stretched_timed, export_s)
-    return CaseEstimate(step, own, new_step, timed, stretched_timed, export_s, trace)
+        return CaseEstimate(step, own + trace, new_step, timed, export_s)
+    return CaseEstimate(step, own, new_step, timed, export_s, trace)
 
 
 class Tier(NamedTuple):
@@ -204,8 +200,16 @@ def _same(visit: Case, base: Case, *axes: str) -> bool:
     return all(getattr(visit, axis) == getattr(base, axis) for axis in axes)
 
 
-def _keras_steps(visit: Case, base: Case, mode: str = "infer") -> bool:
-    return visit.runtime == KERAS and visit.scenario == STEPS and visit.mode == mode and _same(visit, base, "replicas")
+def _keras_steps(visit: Case, base: Case, mode: str | None = None) -> bool:
+    return (visit.runtime == KERAS and visit.scenario == STEPS and visit.mode == (mode or visit.mode)
+            and _same(visit, base, "replicas"))
+
+
+def _mission_settings(visit: Case, base: Case) -> bool:
+    """Inference at each batch size and with XLA at the first; training as it runs by default (XLA as in `base`)."""
+    if visit.mode == "infer":
+        return _same(visit, base, "xla") or _same(visit, base, "batch_size")
+    return _same(visit, base, "xla")
 
 
 # The order in which a budget admits cases, every model's cases of a tier before any of the next: first what the
@@ -216,14 +220,16 @@ def _keras_steps(visit: Case, base: Case, mode: str = "infer") -> bool:
 PRIORITY = (
     Tier("each model's first inference case", lambda v, base, _: v == replace(base, pass_index=v.pass_index)),
     Tier("inference at the other batch sizes",
-         lambda v, base, _: _keras_steps(v, base) and _same(v, base, "precision", "xla")),
-    Tier("XLA", lambda v, base, _: _keras_steps(v, base) and _same(v, base, "precision")),
-    Tier("the fast precisions", lambda v, base, _: _keras_steps(v, base)),
-    Tier("training", lambda v, base, _: _keras_steps(v, base, "train")),
+         lambda v, base, _: _keras_steps(v, base, "infer") and _same(v, base, "precision", "xla")),
+    Tier("XLA at the first batch size",
+         lambda v, base, _: _keras_steps(v, base, "infer") and _same(v, base, "precision", "batch_size")),
+    Tier("the fast precisions", lambda v, base, _: _keras_steps(v, base, "infer") and _mission_settings(v, base)),
+    Tier("training", lambda v, base, _: _keras_steps(v, base, "train") and _mission_settings(v, base)),
     Tier("the first deployment runtime's float32", lambda v, base, first: (
         v.runtime == first and v.scenario == STEPS and _same(v, base, "precision", "batch_size"))),
     Tier("the other runtimes' float32",
          lambda v, base, _: v.runtime != KERAS and v.scenario == STEPS and _same(v, base, "precision")),
+    Tier("XLA at the other batch sizes, and training with XLA", lambda v, base, _: _keras_steps(v, base)),
     Tier("the runtimes' int8", lambda v, base, _: v.runtime != KERAS and v.scenario == STEPS),
     Tier("SingleStream", lambda v, base, _: v.scenario == "single-stream"),
     Tier("the rest: Server, Offline, other scales", lambda v, base, _: True),
@@ -263,7 +269,7 @@ def model_group(visit: Case):
 
 def groups_of(visit: Case) -> tuple:
     """What a visit pays for once, to be shared by the visits after it: its model, its step, its trace."""
-    return step_group(visit), model_group(visit), trace_group(visit)
+    return step_group(visit), model_group(visit), trace_group(visit), ("built", visit.pass_index, visit.model)
 
 
 @dataclass
@@ -280,6 +286,7 @@ class Planner:
     deadline: float | None  # perf_counter seconds; None: no budget
     reserve: float = 0.0  # seconds kept for the end of the session (the second ceiling reading, the save)
     setup: float = 0.0  # session seconds spent before the plan (start-up, the ceiling probes)
+    rebuild_share: float = 1.0  # Timings.rebuild_share
     started: set = field(default_factory=set)  # model and step groups a finished visit has paid for
     charged: dict = field(default_factory=dict)  # test_id -> the estimate it was admitted with
     spent: list = field(default_factory=list)  # (estimated, measured) of finished visits
@@ -314,8 +321,13 @@ class Planner:
         new_step = step_group(visit) not in groups
         seconds = (estimate.seconds + (estimate.new_step if new_step else 0.0)
                    + (0.0 if trace_group(visit) in groups else estimate.trace)
-                   + (0.0 if model_group(visit) in groups else self.builds[visit.model]))
-        return seconds, estimate.timed + (estimate.new_step_timed if new_step else 0.0)
+                   + (0.0 if model_group(visit) in groups else self._build(visit, groups)))
+        return seconds, estimate.timed
+
+    def _build(self, visit: Case, groups: set) -> float:
+        """A visit's model build: a fraction of it where its model is already built in another precision."""
+        again = ("built", visit.pass_index, visit.model) in groups
+        return self.builds[visit.model] * (self.rebuild_share if again else 1.0)
 
     def choose(self, now: float) -> Plan:
         """The pending visits that fit in the time left, with their estimated seconds (corrected)."""

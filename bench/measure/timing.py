@@ -6,7 +6,7 @@ import random
 import statistics
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ..core.records import PHASES
 from ..core.stats import (
@@ -20,14 +20,6 @@ from ..core.stats import (
 )
 from ..engines import current as engine
 
-FIRST_CALL_MATCH_LIMIT = 2.0  # timed rounds stretch to the first call's length, up to this many times their seconds
-
-
-def timed_seconds(max_seconds: float, first_call_s: float) -> float:
-    """A case's timed rounds last as long as its first call took, within FIRST_CALL_MATCH_LIMIT times its seconds:
-    once a step has cost 15 s to trace and optimise, three rounds of it would be a poor return on that time."""
-    return max(max_seconds, min(first_call_s, FIRST_CALL_MATCH_LIMIT * max_seconds))
-
 
 @dataclass(frozen=True)
 class Budget:
@@ -37,12 +29,6 @@ class Budget:
     pilot_rounds: int = 3
     within_time: bool = False  # min_rounds give way to max_seconds (the latency scenario's stated time limit)
     fixed_pilot: bool = False  # always pilot_rounds: a cluster's workers run the same steps (engines.distribute)
-
-    def after_first_call(self, first_call_s: float) -> Budget:
-        """Timed rounds as long as the first call took, within limits (timed_seconds)."""
-        if self.within_time:
-            return self
-        return replace(self, max_seconds=timed_seconds(self.max_seconds, first_call_s))
 
 
 def timed_call(fn, *args) -> float:

@@ -46,7 +46,8 @@ def header(harness, traces: bool) -> list[str]:
              f"cnnbench: each case: first call timed apart, then timed rounds until its median is known to "
              f"±{harness.budget.target_error:.0%} and its ratio to each reference twin, timed beside it round by "
              f"round, to ±{PAIR_TARGET:.0%} (or to half the drift between runs that the report adds, where wider: "
-             f"±{stop_targets(harness.budget, 0.0)[1]:.0%} for a step under {FAST_STEP_MS:g} ms), or until "
+             f"±{stop_targets(harness.budget, 1.0)[0]:.0%} for a median, ±{stop_targets(harness.budget, 0.0)[1]:.0%} "
+             f"for a step under {FAST_STEP_MS:g} ms), or until "
              f"{matrix.case_seconds:g} s are spent, {matrix.min_rounds} at least"
              + (f", over {matrix.passes} passes" if matrix.passes > 1 else "")
              + ("; and a profiler trace" if traces else "; no traces"),
