@@ -119,8 +119,8 @@ def test_without_a_budget_every_case_is_planned():
 
 def test_the_gpu_default_plans_an_hour_of_the_full_matrix_in_the_mission_s_order():
     """What the README states for a GPU default run (H100, on paper): every model's inference at every batch size in
-    every fast precision, with XLA at batch 1, within 60 minutes, then training as far as it fits (most of it); XLA at
-    the other batch sizes and the serving scenarios come after."""
+    every fast precision, with XLA at batch 1, and training without XLA, within 60 minutes; XLA at the other batch
+    sizes and the serving scenarios come after, as far as they fit."""
     matrix, planner = planner_for(H100, gpu=Gpu("H100", (9, 0)), budget_minutes=60)
     chosen, seconds, _ = planner.choose(now=0.0)
     steps = [v for v in planner.visits if v.scenario == "steps"]
@@ -129,8 +129,7 @@ def test_the_gpu_default_plans_an_hour_of_the_full_matrix_in_the_mission_s_order
     inference = {v.id for v in steps if v.mode == "infer" and (not v.xla or v.batch_size == 1)}
     training = {v.id for v in steps if v.mode == "train" and not v.xla}
     chosen_ids = {v.id for v in chosen}
-    assert len(inference) == 32 * 3 * 7 and inference <= chosen_ids
-    assert len(training & chosen_ids) > len(training) / 2
+    assert len(inference) == 32 * 3 * 7 and len(training) == 32 * 3 * 5 and inference | training <= chosen_ids
 
 
 def test_the_model_facts_file_lists_every_model_at_both_sizes():
