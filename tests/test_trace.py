@@ -10,19 +10,21 @@ from bench.measure.matrix import Case
 from bench.measure.trace import Tracer
 
 
-def test_each_step_has_a_trace_at_its_first_batch_size_with_its_top_operations(smoke_run):
+def test_each_model_mode_and_runtime_has_a_trace_at_its_first_case_with_its_top_operations(smoke_run):
     run, traces = smoke_run
     run_name = run["cnnbench"]["run_name"]
     traced = set()
-    for bench in run["benchmarks"]:
+    for bench in run["benchmarks"]:  # in the order the cases ran
         info = bench["extra_info"]
         if "case" not in info:
             continue
-        if info["pass"] > 1 or not info["first_call_traced"]:  # later passes, and later batch sizes of a step
+        group = (info["model"], info["mode"], info["runtime"])
+        if info["pass"] > 1 or group in traced:  # later passes, and the group's later cases
             assert "trace_dir" not in info
             assert info["pass"] > 1 or not (traces / run_name / info["case"]).exists()
             continue
-        traced.add((info["model"], info["mode"], info["xla"], info["precision"]))
+        traced.add(group)
+        assert not info["xla"] and info["precision"] == "float32"  # the reference settings come first
         assert info["trace_dir"] == str(traces / run_name / info["case"])
         # as many steps as fit the tracer's seconds, from the step's median: 3 for a smoke step on a quiet machine
         assert xplane_files(info["trace_dir"]) and info["trace_steps"] == Tracer("-", "-").steps_for(
@@ -31,9 +33,9 @@ def test_each_step_has_a_trace_at_its_first_batch_size_with_its_top_operations(s
         assert 0 < len(ops) <= 10
         assert [op["self_time_us"] for op in ops] == sorted((op["self_time_us"] for op in ops), reverse=True)
         assert 0 < sum(op["share"] for op in ops) <= 1.0 + 1e-9
-    steps = {(b["extra_info"]["model"], b["extra_info"]["mode"], b["extra_info"]["xla"], b["extra_info"]["precision"])
-             for b in run["benchmarks"] if "case" in b["extra_info"]}
-    assert traced == steps
+    groups = {(b["extra_info"]["model"], b["extra_info"]["mode"], b["extra_info"]["runtime"])
+              for b in run["benchmarks"] if "case" in b["extra_info"]}
+    assert traced == groups
     conv = next(b["extra_info"] for b in run["benchmarks"]
                 if b["extra_info"].get("case", "").startswith("conv5x5-infer")
                 and b["extra_info"]["first_call_traced"] and b["extra_info"]["pass"] == 1)

@@ -15,6 +15,7 @@ from ..cost.facts import ModelFacts
 from ..engines.runtimes import KERAS
 from .matrix import STEPS, Case
 from .serving import QUICK, buckets
+from .timing import PILOT_SLOW_S
 from .trace import trace_group
 
 OUTSIDE = "outside the time budget"
@@ -179,7 +180,7 @@ def estimate_case(case: Case, facts: ModelFacts, ceiling: float, timings: Timing
     budget = case_seconds / passes
     share = timings.timed_share[bool(twins), step * 1e3 < FAST_STEP_MS]
     timed = max(min_rounds * step * (1 + twins), share * budget + step / 2)
-    pilot = min(3 * step, max(step, budget / 4)) + twins * step
+    pilot = (step if step >= PILOT_SLOW_S else min(3 * step, max(step, budget / 4))) + twins * step
     trace = 0.0
     if trace_steps is not None and case.runtime != KERAS:
         trace = tracing + trace_steps(step) * step

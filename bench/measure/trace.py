@@ -13,10 +13,10 @@ TRACE_SECONDS = 0.5  # slow steps get fewer traced steps (one at least): on a CP
 
 
 def trace_group(case) -> tuple:
-    """The cases one trace stands for: a model's step in a mode on a runtime, traced at the first of them a run
-    measures (float32 without XLA at the first batch size, where the run has it). A trace of every step took 8% of
-    a Zen 3 default run; `--trace-every-case` traces each case."""
-    return case.pass_index, case.model, case.mode, case.runtime
+    """The cases one trace stands for: a model's step in a mode on a runtime and scale, traced at the first of them
+    a run measures (float32 without XLA at the first batch size, where the run has it). A trace of every step took 8%
+    of a Zen 3 default run; `--trace-every-case` traces each case."""
+    return case.pass_index, case.model, case.mode, case.runtime, case.replicas, case.workers
 
 
 class Tracer:

@@ -77,8 +77,8 @@ def add_options(parser) -> None:
     group.addoption("--resume-anyway", dest="cnnbench_resume_anyway", action="store_true", default=False,
                     help="resume even on another machine or commit (it mixes their numbers)")
     group.addoption("--trace-every-case", dest="cnnbench_trace_every_case", action="store_true",
-                    default=False, help="trace every case, not only the first of each model's mode on each runtime "
-                    "(float32 without XLA at the first batch size, where the run has it)")
+                    default=False, help="trace every case, not only the first of each model's mode on each runtime and "
+                    "scale (float32 without XLA at the first batch size, where the run has it)")
 
 
 def matrix_options(config) -> dict:
