@@ -56,7 +56,7 @@ def test_every_model_first_gets_its_cheapest_inference_case_then_the_mission_s_q
     assert tiers["resnet50-infer-bs8-noxla-mixed_bfloat16"] == tiers["resnet50-infer-bs1-xla-mixed_bfloat16"] == 3
     assert tier("the fast precisions") == 3
     assert (tiers["resnet50-train-bs2-noxla-float32"] == tiers["resnet50-train-bs2-noxla-mixed_bfloat16"]
-            == tier("training") == 4 < plan.MISSION_TIERS)
+            == tier("training") == 4 < plan.PROTECTED_TIERS)
 
 
 def test_a_tight_budget_keeps_every_models_first_case_and_drops_training_before_xla():

@@ -52,8 +52,9 @@ class Timings:
     trace_per_layer: dict
     case_fixed: float  # pytest, the speed probe beside the case, freeing tensors
     # The shares of a case's seconds its rounds take before they stop (bench.measure.timing.stop_targets), by whether
-    # it is timed beside twins and its step is under FAST_STEP_MS (whose wider targets stop it sooner): 0.02 and 0.5
-    # alone, 0.35 and 0.85 beside twins (means over 279 cases of a Zen 4 default run; whole seconds beyond them)
+    # it is timed beside twins and its step is under FAST_STEP_MS (whose wider targets stop it sooner): means over
+    # 279 cases of a Zen 4 default run, 0.02 and 0.5 alone, 0.35 and 0.85 beside twins, the last planned at 1.0 (its
+    # slow steps' rounds end after the seconds, and the next run's plan held within 2% of what it measured)
     timed_share: dict = field(default_factory=lambda: {(False, True): 0.02, (False, False): 0.5,
                                                        (True, True): 0.35, (True, False): 1.0})
     build_fixed: float = 0.0  # a model's build and cost count beyond its layers (1.1 s for LeNet-5 on a Zen 4)
@@ -236,8 +237,7 @@ PRIORITY = (
     Tier("the rest: Server, Offline, other scales", lambda v, base, _: True),
     Tier(f"exports not cached, over {DEFERRED_EXPORT_S:g} s", lambda v, base, _: False),  # the planner sets it
 )
-MISSION_TIERS = 6  # PRIORITY[:6]: the mission's questions, for every model
-PROTECTED_TIERS = 7  # ... and every runtime's float32: what a default run sets out to measure whole
+PROTECTED_TIERS = 7  # the mission's questions and every runtime's float32: what a default run sets out to measure
 DEFERRED_TIER = len(PRIORITY) - 1
 
 
