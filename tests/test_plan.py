@@ -167,3 +167,21 @@ def test_the_protected_tiers_keep_their_place_when_they_overrun(monkeypatch, off
             planner.finish(visit, None)
     assert {v.runtime for v in planner.visits if v.test_id in first} == {"keras", *runtimes.RUNTIMES}
     assert first <= ran and len(ran) > len(first) and now <= budget
+
+
+def test_the_saved_plan_lists_each_tier_s_cases_outside_and_the_budget_that_admits_it():
+    from types import SimpleNamespace
+
+    from bench.measure.harness import plan_record
+
+    matrix, planner = planner_for(ZEN4, budget_minutes=20)
+    chosen = planner.choose(now=0.0).cases
+    skipped = [{"case": v.id, "reason": plan.OUTSIDE} for v in planner.visits if v not in chosen]
+    priority = plan_record(SimpleNamespace(planner=planner, skipped=skipped, matrix=matrix))["priority"]
+    assert [t["tier"] for t in priority] == [label for label, _, total in planner.by_tier(chosen) if total]
+    assert sum(t["cases"] for t in priority) == len(planner.visits)
+    assert sum(t["outside"] for t in priority) == len(skipped) > 0
+    assert priority[0] == {"tier": "each model's first inference case", "cases": 32, "outside": 0,
+                           "admits_all_minutes": priority[0]["admits_all_minutes"]}
+    minutes = [t["admits_all_minutes"] for t in priority]
+    assert minutes == sorted(minutes) and minutes[-1] > 20  # what the 20 minutes left out needs more

@@ -487,13 +487,12 @@ def plan_record(harness: Harness) -> dict | None:
     if planner is None:
         return None
     outside = {skip["case"] for skip in harness.skipped if skip["reason"] == plan.OUTSIDE}
-    fixed = planner.setup + planner.reserve
-    priority = []
-    for index, (tier, seconds) in enumerate(zip(plan.PRIORITY, planner.tier_seconds())):
-        ids = [visit.id for visit in planner.visits if planner.tier[visit.test_id] == index]
+    admitted = [visit for visit in planner.visits if visit.id not in outside]
+    fixed, priority = planner.setup + planner.reserve, []
+    for (label, measured, cases), seconds in zip(planner.by_tier(admitted), planner.tier_seconds()):
         fixed += seconds
-        if ids:
-            priority.append({"tier": tier.label, "cases": len(ids), "outside": sum(i in outside for i in ids),
+        if cases:
+            priority.append({"tier": label, "cases": cases, "outside": cases - measured,
                              "admits_all_minutes": math.ceil(fixed / 60)})
     return {"budget_minutes": harness.matrix.time_budget, "candidate_cases": len(planner.visits),
             "outside_budget": len(outside), "measured_over_estimated": planner.measured_over_estimated,

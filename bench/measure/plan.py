@@ -374,13 +374,13 @@ class Planner:
         return self.choose(now).seconds + self.reserve
 
     def by_tier(self, chosen) -> list[tuple[str, int, int]]:
-        """(label, visits chosen, visits) of each tier that has visits, in PRIORITY's order."""
+        """(label, visits chosen, visits) of each tier, in PRIORITY's order (a tier of this matrix may have none)."""
         chosen_ids = {visit.test_id for visit in chosen}
         counts = [[0, 0] for _ in PRIORITY]
         for visit in self.visits:
             counts[self.tier[visit.test_id]][0] += visit.test_id in chosen_ids
             counts[self.tier[visit.test_id]][1] += 1
-        return [(tier.label, *count) for tier, count in zip(PRIORITY, counts) if count[1]]
+        return [(tier.label, *count) for tier, count in zip(PRIORITY, counts)]
 
     def tier_seconds(self) -> list[float]:
         """Seconds of every visit of each tier, as estimated now (corrected), in PRIORITY's order: added up to a

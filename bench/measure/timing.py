@@ -85,6 +85,8 @@ def stop_targets(budget: Budget, step_s: float) -> tuple[float, float]:
     under 12% (hypot(1, 1/2) = 1.118): a step under 10 ms, whose interval the drift makes ±24%, stops at ±12%."""
     floor = 1.96 * one_pass_drift(step_s * 1e3) / 2
     return max(budget.target_error, floor), max(PAIR_TARGET, floor)
+
+
 CHECK_GROWTH = 1.1  # the stopping rule is checked each time the rounds have grown by 10% (and at min_rounds)
 # Blocks, not single calls, alternate: a step called right after another runs slow for a while (ONNX Runtime's
 # ResNet-20 at batch 1 on a 2-core Xeon: 0.30 ms back to back, 0.51 ms alternated call by call with TensorFlow's and

@@ -63,7 +63,8 @@ def header(harness, traces: bool) -> list[str]:
                      + (f"; {outside} outside it, skipped and listed in the report" if outside else ""))
         lines.append("cnnbench: in this priority, every model's cases of a tier before the next tier's: "
                      + "; ".join(f"{index} {label} ({count if count == total else f'{count} of {total}'})"
-                                 for index, (label, count, total) in enumerate(planner.by_tier(chosen), 1)))
+                                 for index, (label, count, total) in enumerate(
+                                     [tier for tier in planner.by_tier(chosen) if tier[2]], 1)))
     return [wrapped for line in lines
             for wrapped in textwrap.wrap(line, WIDTH, subsequent_indent=" " * len("cnnbench: "))]
 
