@@ -20,7 +20,15 @@ import pytest
 from bench.core.records import PHASES
 from bench.report.__main__ import main as report_main
 from bench.report.compare import compare, compare_ratios
-from bench.report.noise import FAST_STEP_DRIFT, STEP_DRIFT, machine_shift, one_pass_drift, verdict
+from bench.report.noise import (
+    FAST_STEP_DRIFT,
+    STEP_DRIFT,
+    Spread,
+    machine_shift,
+    one_pass_drift,
+    ratio_noise,
+    verdict,
+)
 from bench.report.runs import RunNoise, load_run, run_noise
 
 FIXTURE = Path(__file__).parent / "fixtures" / "smoke_run.json"
@@ -226,8 +234,9 @@ def test_the_spread_between_passes_is_pooled_over_the_cases():
     # Three passes of two cases; log pass medians spread by +-0.1 around each case's mean
     cases = [_case(100, 0.01, pass_p50_ms=[10 * math.exp(d) for d in (-0.1, 0, 0.1)]),
              _case(50, 0.01, pass_p50_ms=[20 * math.exp(d) for d in (0.1, 0, -0.1)])]
-    noise = run_noise(cases)
-    assert noise.dof == 4 and noise.sigma == pytest.approx(math.sqrt(4 * 0.01 / 4))
+    noise = run_noise(cases)  # steps of 10 and 20 ms: one class
+    assert noise.unit == "pass" and list(noise.spreads) == ["slow"]
+    assert noise.spreads["slow"].dof == 4 and noise.spreads["slow"].sigma == pytest.approx(math.sqrt(4 * 0.01 / 4))
     assert noise.error(cases[0]) == pytest.approx(2.776 * 0.1 / math.sqrt(3), rel=1e-3)
     # A 20% change is within the band of two such runs; a halving (-69% in log terms) is not
     assert verdict(_case(100, 0.01, pass_p50_ms=[1] * 3), _case(80, 0.01, pass_p50_ms=[1] * 3), noise, noise)[2] \
@@ -243,7 +252,7 @@ def _run(speed, cores=2, throughput=100.0):
 
 
 def test_the_machines_own_change_of_speed_is_taken_out_of_the_verdict():
-    noise = RunNoise(0.05, 48, "passes")
+    noise = RunNoise({"slow": Spread(0.05, 48)}, None, "passes", "pass")
     base, busy = _run(120e9), _run(90e9, throughput=75.0)  # the host was busy: the probe and the case slow alike
     shift, error, note = machine_shift(base, busy)
     assert shift == pytest.approx(math.log(0.75)) and 0 < error < 0.1 and "corrected for" in note
@@ -253,18 +262,41 @@ def test_the_machines_own_change_of_speed_is_taken_out_of_the_verdict():
     assert machine_shift(base, _run(60e9, cores=1))[:2] == (0.0, 0.0)
 
 
+def test_the_spread_between_worker_processes_is_pooled_by_step_class():
+    fast = [_case(1000, 0.01, pass_p50_ms=[1.0] * 3) | {"process_p50_ms": [math.exp(d), math.exp(-d)]}
+            for d in (0.05, 0.1)]  # steps of 1 ms: two comparisons timed in two processes each
+    slow = _case(50, 0.01, pass_p50_ms=[20.0]) | {"process_p50_ms": [20.0]}  # a step of 20 ms, one process
+    noise = run_noise([*fast, slow])
+    assert noise.unit == "process" and list(noise.spreads) == ["fast"] and noise.spreads["fast"].dof == 2
+    sigma = math.sqrt((2 * 0.05 ** 2 + 2 * 0.1 ** 2) / 2)
+    assert noise.spreads["fast"].sigma == pytest.approx(sigma)
+    assert noise.error(fast[0]) == pytest.approx(4.303 * sigma / math.sqrt(2))  # the mean of its two processes
+    assert noise.error(slow) == pytest.approx(4.303 * sigma)  # no slow step measured: the wider class stands in
+    assert "between worker processes" in noise.source and "2 degrees of freedom" in noise.source
+    # a paired ratio: each process knows its own exactly, and they disagree by 10%
+    case = _case(1000, 0.01) | {"paired": [{"by_process": [
+        {"ratio": 1.0, "ci95": [1.0, 1.0]}, {"ratio": 1.1, "ci95": [1.1, 1.1]}]}], "process_p50_ms": [1, 1]}
+    drift = ratio_noise([case])
+    assert drift.unit == "process" and drift.spreads["fast"].sigma == pytest.approx(math.log(1.1) / math.sqrt(2))
+    assert drift.brief == "measured between the run's worker processes"
+    widened = drift.widened({"ratio": 1.05, "ci95": [1.05, 1.05], "ci99": [1.05, 1.05]}, 1, step_ms=1.0)
+    half = 12.706 * math.log(1.1) / math.sqrt(2)  # one degree of freedom
+    assert widened["ci95"] == pytest.approx([1.05 * math.exp(-half), 1.05 * math.exp(half)])
+
+
 def test_one_pass_runs_fall_back_on_the_drift_of_the_machines_speed_and_of_the_step_beyond_it():
     speeds = [1e11 * f for f in (1.0, 1.1, 0.9, 1.0, 5.0)]
     noise = run_noise([_case(100, 0.01, pass_p50_ms=[10], speeds=speeds)])
-    assert noise.dof is None and noise.sigma == pytest.approx(1.4826 * math.log(1.1), rel=0.05)  # 5x ignored
+    assert not noise.spreads and noise.probe_sigma == pytest.approx(1.4826 * math.log(1.1), rel=0.05)  # 5x ignored
+    assert "fallback constants" in noise.source
     slow, fast = _case(100, 0.01), _case(1000, 0.01)  # steps of 10 ms and of 1 ms
-    assert noise.error(slow) == pytest.approx(math.hypot(1.96 * math.hypot(noise.sigma, STEP_DRIFT), 0.01))
-    assert noise.error(fast) == pytest.approx(math.hypot(1.96 * math.hypot(noise.sigma, FAST_STEP_DRIFT), 0.01))
+    assert noise.error(slow) == pytest.approx(math.hypot(1.96 * math.hypot(noise.probe_sigma, STEP_DRIFT), 0.01))
+    assert noise.error(fast) == pytest.approx(math.hypot(1.96 * math.hypot(noise.probe_sigma, FAST_STEP_DRIFT), 0.01))
     # 30% slower between two runs on a steadier machine: a verdict for the 10 ms step, not for the 1 ms one
     steady = run_noise([_case(100, 0.01, pass_p50_ms=[10], speeds=[1e11 * f for f in (1.0, 1.01, 0.99, 1.0)])])
     assert verdict(slow, _case(70, 0.01), steady, steady)[2] == "slower"
     assert verdict(fast, _case(700, 0.01), steady, steady)[2] == "within noise"
-    assert run_noise([_case(100, 0.01)]).sigma is None
+    assert run_noise([_case(100, 0.01)]).probe_sigma is None
 
 
 def test_skipped_cases_are_listed_with_their_reason(tmp_path, capsys):
@@ -336,9 +368,10 @@ def test_compare_lists_every_case_and_fails_above_the_threshold(tmp_path, capsys
     assert report_main(["--compare", str(base), str(new), "--out", str(tmp_path), "--fail-above", "60"]) == 0
     table = (tmp_path / "compare.md").read_text()
     assert "-50.0" in table and len(table.splitlines()) == len(rows) + 4  # caption, blank, headers, rule
-    assert "(base: spread between passes (118 degrees" in table and "; new: spread between passes (120 degrees" in table
+    assert "(base: between the run's passes (one process): steps under 10 ms" in table
+    assert "; new: between the run's passes (one process): steps under 10 ms" in table
     same, _, _, _ = compare(load_run(str(new)), load_run(str(_run_file(tmp_path, "again", 0.5))))
-    assert same.count("spread between passes") == 1 and "(both runs: spread between passes" in same
+    assert same.count("between the run's passes") == 1 and "(both runs: between the run's passes" in same
     # the terminal: counts, the largest changes and where the table went; not the table
     printed = capsys.readouterr().out
     assert max(map(len, printed.splitlines())) <= 120
@@ -505,7 +538,8 @@ def test_a_ratio_timed_round_by_round_is_reported_with_its_own_interval(tmp_path
     line = next(line for line in md.splitlines() if line.startswith("- **What XLA"))
     others = len(_pairs_by_hand("xla", False, True)) - 2
     assert (f"paired round by round in 2, ±5% typical (±5% from the pairs alone, the rest their drift between "
-            f"moments); unpaired, from two cases minutes apart in {others}, ±") in line
+            f"runs, measured between the run's passes, in one process); unpaired, from two cases minutes apart in "
+            f"{others}, ±") in line
     assert "*What XLA buys: throughput with XLA over without (above 1.00x: XLA is faster); ± its 95% interval" in md
 
 
@@ -528,14 +562,14 @@ def test_a_paired_ratio_s_interval_holds_the_drift_between_its_passes(tmp_path):
     paired = next(c for c in run.cases if c["case"] == "lenet5-infer-bs1-xla-float32")["paired"][0]
     assert paired["ratio"] == 1.1 and paired["in_run95"] == [1.1, 1.1]  # the 90 pairs alone: ±0%
     sigma = statistics.stdev(math.log(r) for r in (1.0, 1.1, 1.2))
-    assert run.ratio_noise.dof == 2 and run.ratio_noise.sigma == pytest.approx(sigma)
+    assert run.ratio_noise.spreads["fast"].dof == 2 and run.ratio_noise.spreads["fast"].sigma == pytest.approx(sigma)
     drift = 4.303 * sigma / math.sqrt(3)  # Student's t for 2 degrees of freedom, the mean of 3 passes
     assert paired["ci95"] == pytest.approx([1.1 * math.exp(-drift), 1.1 * math.exp(drift)], rel=1e-3)
     steady = load_run(str(_paired_run(tmp_path, "steady", [[0.9, 1.1] * 15] * 3)))
-    assert steady.ratio_noise.sigma == 0.0  # the passes' spread is all their pairs' own
+    assert steady.ratio_noise.spreads["fast"].sigma == 0.0  # the passes' spread is all their pairs' own
     one_pass = load_run(str(_paired_run(tmp_path, "one", [[1.1] * 30, None, None])))  # nothing to measure it by
     case = next(c for c in one_pass.cases if c["case"] == "lenet5-infer-bs1-xla-float32")
-    assert one_pass.ratio_noise.dof is None and one_pass.ratio_noise.sigma == STEP_DRIFT
+    assert not one_pass.ratio_noise.spreads and "fallback constants" in one_pass.ratio_noise.source
     assert case["latency_p50_ms"] < 10  # LeNet-5 at batch 1: a fast step, which drifts more
     drift = 1.96 * FAST_STEP_DRIFT
     assert case["paired"][0]["ci95"] == pytest.approx([1.1 * math.exp(-drift), 1.1 * math.exp(drift)])

@@ -36,7 +36,7 @@ def compare(base_run, new_run):
                          f"{change * 100:+.1f}", band_text(band), word))
             if word == "slower":
                 slower.append((case, -change * 100))
-    sources = [f"{n.source}" + (f", sigma {n.sigma * 100:.1f}%" if n.sigma is not None else "") for n in noises]
+    sources = [n.source for n in noises]
     said = (f"both runs: {sources[0]}" if sources[0] == sources[1] else
             "; ".join(f"{r.name}: {s}" for r, s in zip((base_run, new_run), sources)))
     caption = (f"Throughput of {new_run.name} against {base_run.name} (samples/s; change in %; a verdict needs a "

@@ -20,6 +20,7 @@ from .select import (
     backend_pairs,
     cost_example_pairs,
     in_reference,
+    judged,
     other_backends,
     pairs,
 )
@@ -41,23 +42,25 @@ def backend_lines(runs) -> list[str]:
     return lines
 
 
-def how_measured(found: list[Pair]) -> str:
-    """How a finding's ratios were measured, and the change each could see: its 95% interval, typical over them."""
+def how_measured(found: list[Pair], runs=()) -> str:
+    """How a finding's ratios were measured, and the change each could see: its 95% interval, typical over them, and
+    where the between-run part of it came from."""
     parts = []
+    drift = ", ".join(sorted({r.ratio_noise.brief for r in runs if r.ratio_noise})) or "the run's"
     for paired, how in ((True, "paired round by round"), (False, "unpaired, from two cases minutes apart")):
         chosen = [p for p in found if p.paired is paired and math.isfinite(p.half95)]
         if chosen:
             in_run = (f" (±{statistics.median(p.in_run95 for p in chosen) * 100:.0f}% from the pairs alone, the rest "
-                      "their drift between moments)" if paired else "")
+                      f"their drift between runs, {drift})" if paired else "")
             parts.append(f"{how} in {len(chosen)}, ±{statistics.median(p.half95 for p in chosen) * 100:.0f}% "
                          f"typical{in_run}")
     return "; ".join(parts)
 
 
-def effect(pairs_of_a_mode: list[Pair]) -> str:
+def effect(pairs_of_a_mode: list[Pair], runs=()) -> str:
     ratios = sorted(p.ratio for p in pairs_of_a_mode)
     words = Counter(p.word for p in pairs_of_a_mode)
-    how = how_measured(pairs_of_a_mode)
+    how = how_measured(pairs_of_a_mode, runs)
     return (f"median {statistics.median(ratios):.2f}x over {len(ratios)} cases ({ratios[0]:.2f}x to {ratios[-1]:.2f}x"
             f"{'; ' + how if how else ''}): faster in {words['faster']}, slower in {words['slower']}, within noise in "
             f"{words['within noise']}")
@@ -73,7 +76,7 @@ def effect_lines(runs) -> list[str]:
             by_mode[pair.new["mode"]].append(pair)
         if by_mode:
             lines.append(f"**What {title} buys**: " + "; ".join(
-                f"{MODES[mode]} {effect(by_mode[mode])}" for mode in MODES if mode in by_mode) + ".")
+                f"{MODES[mode]} {effect(by_mode[mode], runs)}" for mode in MODES if mode in by_mode) + ".")
     return lines
 
 
@@ -124,12 +127,14 @@ def cost_example_lines(runs) -> list[str]:
             if big["model"] not in largest or big["batch_size"] > largest[big["model"]][0]["batch_size"]:
                 largest[big["model"]] = (big, small)
         for big, small in largest.values():
-            change, band, _ = verdict(big, small, run.noise, run.noise)
-            macs, time = big["macs_per_sample"] / small["macs_per_sample"], 1 + change
+            pair = judged(big, small, run.noise, run.noise)  # paired: the harness times the second beside the first
+            macs, time = big["macs_per_sample"] / small["macs_per_sample"], pair.ratio
             gist = ("the time falls about as much as the MACs" if time > macs / 1.5
                     else "the time falls far less than the MACs")
+            how = (f"paired, the drift between runs {run.ratio_noise.brief}" if pair.paired and run.ratio_noise
+                   else "paired" if pair.paired else "unpaired")
             parts.append(f"{big['model']} has {macs:.1f}x the MACs of {small['model']} and takes {time:.1f}x its time "
-                         f"(±{math.expm1(band) * 100:.0f}%; bs {big['batch_size']}): {gist}")
+                         f"(±{pair.half95 * 100:.0f}%, {how}; bs {big['batch_size']}): {gist}")
     return [f"**The 1x1-bottleneck example** (inference, float32): {'; '.join(parts)}."] if parts else []
 
 

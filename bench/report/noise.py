@@ -8,74 +8,128 @@ from dataclasses import dataclass
 from ..core.stats import FAST_STEP_DRIFT, FAST_STEP_MS, MEDIAN_SE_FACTOR, STEP_DRIFT, one_pass_drift, robust_sigma, t95
 
 
+def step_class(step_ms: float | None) -> str:
+    """The class of steps whose spread is pooled together: small steps drift more (unknown: fast)."""
+    return "slow" if step_ms and step_ms >= FAST_STEP_MS else "fast"
+
+
+CLASS_LABELS = {"fast": f"steps under {FAST_STEP_MS:g} ms", "slow": f"steps of {FAST_STEP_MS:g} ms or more"}
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The pooled standard deviation of a log between a run's worker processes (or passes), and its degrees of
+    freedom."""
+    sigma: float
+    dof: int
+
+    def half(self, units: int = 1, z: float = 1.96) -> float:
+        """Half-width of the interval of a mean over `units`, at z's level, with Student's t for the dof."""
+        return t95(self.dof) * z / 1.96 * self.sigma / math.sqrt(units)
+
+
+def _pick(spreads: dict, step_ms: float | None) -> Spread | None:
+    """The spread of the step's class; where only the other class was measured, the wider one (not the narrower)."""
+    return spreads.get(step_class(step_ms)) or max(spreads.values(), key=lambda s: s.sigma, default=None)
+
+
+def _spread_text(spreads: dict, unit: str) -> str:
+    where = ("between worker processes of the run (fresh processes, their own layout, thread pools and moment)"
+             if unit == "process" else "between the run's passes (one process)")
+    return where + ": " + "; ".join(f"{CLASS_LABELS[k]} {s.sigma:.1%} ({s.dof} degrees of freedom)"
+                                    for k, s in sorted(spreads.items()))
+
+
+def _pool(groups) -> dict:
+    """class -> Spread, from (class, [one log per unit]) groups: each group's squares about its own mean, pooled."""
+    squares, dof = {}, {}
+    for kind, logs in groups:
+        if len(logs) > 1:
+            mean = sum(logs) / len(logs)
+            squares[kind] = squares.get(kind, 0.0) + sum((x - mean) ** 2 for x in logs)
+            dof[kind] = dof.get(kind, 0) + len(logs) - 1
+    return {kind: Spread(math.sqrt(squares[kind] / dof[kind]), dof[kind]) for kind in dof}
+
+
+def unit_of(cases) -> str:
+    """'process' where the run timed some case in several worker processes, else 'pass'."""
+    return "process" if any(len(c.get("process_p50_ms") or []) > 1 for c in cases) else "pass"
+
+
 @dataclass(frozen=True)
 class RunNoise:
     """How far a case's median may move between runs of the same code on this machine, in log terms."""
-    sigma: float | None  # of one pass's median; None: the run recorded nothing to estimate it
-    dof: int | None  # degrees of freedom of the pooled spread between passes; None: from the machine's drift
+    spreads: dict  # step class -> Spread between units; empty where the run measured none
+    probe_sigma: float | None  # the drift of the machine's speed probe over the run (the fallback's part)
     source: str
+    unit: str = "process"
 
     def error(self, case) -> float:
         """Half-width of the 95% interval of the case's median between runs (log terms)."""
         within = case.get("median_error")
-        passes = len([p for p in case.get("pass_p50_ms") or [] if p]) or 1
-        if self.sigma is None:
+        spread = _pick(self.spreads, case.get("latency_p50_ms"))
+        if spread is not None:  # the spread between units holds the noise within them
+            return spread.half(len([p for p in case.get(f"{self.unit}_p50_ms") or [] if p]) or 1)
+        if self.probe_sigma is None:
             return within if within is not None else math.inf
-        if self.dof:  # the spread between passes holds the noise within them
-            return t95(self.dof) * self.sigma / math.sqrt(passes)
-        # one pass: the probe's drift, and the step's own beyond it, which the probe does not see
-        sigma = math.hypot(self.sigma, one_pass_drift(case.get("latency_p50_ms")))
+        # the fallback: the probe's drift, and the step's own beyond it, which the probe does not see
+        sigma = math.hypot(self.probe_sigma, one_pass_drift(case.get("latency_p50_ms")))
         return math.inf if within is None else math.hypot(1.96 * sigma, within)
 
 
+FALLBACK = (f"not measured, so the fallback constants: {STEP_DRIFT:.0%}, {FAST_STEP_DRIFT:.0%} for a step under "
+            f"{FAST_STEP_MS:g} ms (fitted on a shared 2-core Zen 3, not on this machine)")
+
+
 def run_noise(cases) -> RunNoise:
-    """The spread between passes of the same case, pooled over the run's cases (`--passes 2` or more); else the
-    drift of the machine's speed probe over the run (1.4826 MAD of its log), which a shared machine needs.
+    """The spread of a case's median between worker processes (or else passes), pooled over the run's cases by step
+    class; else the drift of the machine's speed probe over the run and the fallback constants.
 
     Measured on a 2-core cloud VM: the speed of a fixed matmul wandered by 2x within two minutes, and runs of the
     same code differed by up to 2.4x in a case, so the spread of rounds within a case says little about the next run.
     """
-    squares, dof = 0.0, 0
-    for case in cases:
-        logs = [math.log(p) for p in case.get("pass_p50_ms") or [] if p]
-        if len(logs) > 1:
-            mean = sum(logs) / len(logs)
-            squares += sum((x - mean) ** 2 for x in logs)
-            dof += len(logs) - 1
-    if dof:
-        return RunNoise(math.sqrt(squares / dof), dof, f"spread between passes ({dof} degrees of freedom)")
+    unit = unit_of(cases)
+    spreads = _pool((step_class(c.get("latency_p50_ms")), [math.log(p) for p in c.get(f"{unit}_p50_ms") or [] if p])
+                    for c in cases)
     speeds = [math.log(s) for c in cases for s in c.get("machine_speeds_flops") or []]
-    if len(speeds) >= 3:
-        return RunNoise(robust_sigma(speeds), None,
-                        f"drift of the machine's speed, and a step's beyond it ({STEP_DRIFT:.0%}, "
-                        f"{FAST_STEP_DRIFT:.0%} under {FAST_STEP_MS:g} ms; one pass: save runs with --passes 3 for a "
-                        "firmer verdict)")
-    return RunNoise(None, None, "the medians' own intervals only (nothing recorded of the noise between runs)")
+    probe = robust_sigma(speeds) if len(speeds) >= 3 else None
+    if spreads:
+        return RunNoise(spreads, probe, _spread_text(spreads, unit), unit)
+    if probe is not None:
+        return RunNoise({}, probe, f"the drift of the machine's speed probe, and a step's beyond it {FALLBACK}", unit)
+    return RunNoise({}, None, "the medians' own intervals only (nothing recorded of the noise between runs)", unit)
 
 
-PAIRED_INTERVAL = (f"from the rounds of the two timed side by side, with the drift of such a ratio between moments of "
-                   f"the machine (measured between the run's passes; for a run of one pass {STEP_DRIFT:.0%}, and "
-                   f"{FAST_STEP_DRIFT:.0%} for a step under {FAST_STEP_MS:g} ms)")
+PAIRED_INTERVAL = ("from the rounds of the two timed side by side, with the drift of such a ratio between runs (the "
+                   "spread between worker processes the run measured, by step class; the findings say where it came "
+                   "from)")
 
 
 @dataclass(frozen=True)
 class RatioNoise:
-    """How far a run's paired ratios move between moments of the machine, beyond what their pairs show (log terms):
-    the term that an interval taken within one case's seconds lacks."""
-    sigma: float
-    dof: int | None  # of the spread between passes; None: STEP_DRIFT
+    """How far a run's paired ratios move between runs, beyond what their pairs show (log terms): the term that an
+    interval taken within one case's seconds lacks."""
+    spreads: dict  # step class -> Spread; empty: the fallback constants
     source: str
+    unit: str = "process"
 
-    def widened(self, summary: dict, passes: int, step_ms: float | None = None) -> dict:
-        """A paired ratio's summary whose ci95 and ci99 also hold the drift between moments (of the mean over its
-        `passes`; in a run of one pass, by the case's step time), root sum of squares in log terms; the pairs' own
-        intervals kept as in_run95 and in_run99."""
+    @property
+    def brief(self) -> str:
+        """Where the drift between runs came from, in a few words, for a finding."""
+        if not self.spreads:
+            return "fallback constants, not measured on this machine"
+        return ("measured between the run's worker processes" if self.unit == "process"
+                else "measured between the run's passes, in one process")
+
+    def widened(self, summary: dict, units: int, step_ms: float | None = None) -> dict:
+        """A paired ratio's summary whose ci95 and ci99 also hold the drift between runs (of the mean over its
+        `units`), root sum of squares in log terms; the pairs' own intervals kept as in_run95 and in_run99."""
         ratio, widened = summary["ratio"], dict(summary)
-        sigma = self.sigma if self.dof else one_pass_drift(step_ms)
+        spread = _pick(self.spreads, step_ms)
         for level, z in (("95", 1.96), ("99", 2.576)):
             low, high = summary[f"ci{level}"]
             widened[f"in_run{level}"] = [low, high]
-            drift = (t95(self.dof) * z / 1.96 if self.dof else z) * sigma / math.sqrt(passes)
+            drift = spread.half(units, z) if spread else z * one_pass_drift(step_ms) / math.sqrt(units)
             down = math.hypot(math.log(ratio / low), drift) if low > 0 else math.inf
             up = math.hypot(math.log(high / ratio), drift)
             widened[f"ci{level}"] = [ratio * math.exp(-down), ratio * math.exp(up)]
@@ -83,25 +137,25 @@ class RatioNoise:
 
 
 def ratio_noise(cases) -> RatioNoise:
-    """From a run of several passes, the spread between passes of each paired ratio's log, pooled over the run,
-    less the part its pairs' own intervals account for (a variance component); else STEP_DRIFT."""
-    squares, dof, own = 0.0, 0, []
+    """The spread of each paired ratio's log between worker processes (or else passes), pooled over the run by step
+    class, less the part its pairs' own intervals account for (a variance component); else the fallback constants."""
+    unit = unit_of(cases)
+    groups, own = [], {}
     for case in cases:
+        kind = step_class(case.get("latency_p50_ms"))
         for paired in case.get("paired") or []:
-            passes = paired.get("by_pass") or []
-            if len(passes) < 2:
+            units = paired.get(f"by_{unit}") or []
+            if len(units) < 2:
                 continue
-            logs = [math.log(p["ratio"]) for p in passes]
-            mean = sum(logs) / len(logs)
-            squares += sum((x - mean) ** 2 for x in logs)
-            dof += len(logs) - 1
-            own.extend((math.log(p["ci95"][1] / p["ci95"][0]) / (2 * 1.96)) ** 2 for p in passes if p["ci95"][0] > 0)
-    if not dof:
-        return RatioNoise(STEP_DRIFT, None, f"one pass: the drift measured on shared 2-core VMs, {STEP_DRIFT:.0%} "
-                                             f"({FAST_STEP_DRIFT:.0%} for a step under {FAST_STEP_MS:g} ms)")
-    within = sum(own) / len(own) if own else 0.0
-    sigma = math.sqrt(max(0.0, squares / dof - within))
-    return RatioNoise(sigma, dof, f"the spread between passes ({dof} degrees of freedom), {sigma:.1%}")
+            groups.append((kind, [math.log(p["ratio"]) for p in units]))
+            own.setdefault(kind, []).extend((math.log(p["ci95"][1] / p["ci95"][0]) / (2 * 1.96)) ** 2
+                                            for p in units if p["ci95"][0] > 0)
+    total = _pool(groups)
+    spreads = {kind: Spread(math.sqrt(max(0.0, s.sigma ** 2 - sum(own.get(kind) or [0]) / len(own.get(kind) or [0]))),
+                            s.dof) for kind, s in total.items()}
+    if not spreads:
+        return RatioNoise({}, f"one process, one pass: {FALLBACK}", unit)
+    return RatioNoise(spreads, _spread_text(spreads, unit) + ", beyond the pairs' own", unit)
 
 
 NOISE_FLOOR = 0.01
@@ -132,7 +186,10 @@ def machine_shift(base_run, new_run) -> tuple[float, float, str]:
     return shift, error, f"the machine ran {moved} in the new run (±{error * 100:.1f}%), corrected for"
 
 
-def verdict(base, new, base_noise: RunNoise = RunNoise(None, None, ""), new_noise: RunNoise = RunNoise(None, None, ""),
+NO_NOISE = RunNoise({}, None, "")
+
+
+def verdict(base, new, base_noise: RunNoise = NO_NOISE, new_noise: RunNoise = NO_NOISE,
             shift: float = 0.0, shift_error: float = 0.0) -> tuple[float, float, str]:
     """(change in throughput, noise band in log terms, verdict): the verdict is on the change less the machine's own
     change in speed (`shift`, in log terms), outside both runs' noise between runs and the shift's own error, at 99%.

@@ -27,15 +27,27 @@ FIELDS = ("run", "backend", "device", "case", "model", "family", "mode", "batch_
 OVERHEAD_GROUP = "harness overhead"  # bench/test_overhead.py
 
 
+def _by_process(infos, values) -> dict:
+    """process -> the values of its passes (the run's own process is 0; its worker processes 1 and on)."""
+    grouped = {}
+    for info, value in zip(infos, values):
+        grouped.setdefault(info.get("process") or 0, []).append(value)
+    return grouped
+
+
 def _pooled_pairs(infos) -> list[dict]:
-    """Each twin's paired ratios over every pass of the case, their median and intervals, and each pass's own."""
+    """Each twin's paired ratios over every pass of the case, their median and intervals, and each pass's and each
+    worker process's own."""
     by_pass = {}
     for info in infos:
         for paired in info.get("paired") or []:
             if paired.get("ratios"):
-                by_pass.setdefault(paired["against"], []).append(paired["ratios"])
-    return [{"against": against, **paired_ratio([r for ratios in passes for r in ratios]),
-             "by_pass": [paired_ratio(ratios) for ratios in passes]} for against, passes in by_pass.items()]
+                by_pass.setdefault(paired["against"], []).append((info, paired["ratios"]))
+    return [{"against": against, **paired_ratio([r for _, ratios in passes for r in ratios]),
+             "by_pass": [paired_ratio(ratios) for _, ratios in passes],
+             "by_process": [paired_ratio([r for ratios in group for r in ratios]) for group in
+                            _by_process([info for info, _ in passes], [ratios for _, ratios in passes]).values()]}
+            for against, passes in by_pass.items()]
 
 
 @dataclass(frozen=True)
@@ -170,6 +182,8 @@ def _case_record(passes: list[dict], run_name: str, device: str, backend: str) -
     infos = [b["extra_info"] for b in passes]
     record["paired"] = _pooled_pairs(infos)
     record["pass_p50_ms"] = [(info.get("latency_ms") or {}).get("p50") for info in infos]
+    record["process_p50_ms"] = [math.exp(sum(math.log(p) for p in group) / len(group)) if all(group) else None
+                                for group in _by_process(infos, record["pass_p50_ms"]).values()]
     record["machine_speeds_flops"] = [info["machine_speed_flops"] for info in infos if info.get("machine_speed_flops")]
     if len(infos) < 2 or not all(info.get("round_ms") for info in infos) or not all(record["pass_p50_ms"]):
         return record
@@ -223,9 +237,10 @@ def load_run(path: str) -> Run:
     records = [r for r in records if r["scenario"] == "steps"]
     noise, drift = run_noise(records), ratio_noise(records)
     for record in records:  # a paired ratio's interval holds the drift between moments that its pairs cannot see
-        record["paired"] = [drift.widened(p, len(p["by_pass"]), record.get("latency_p50_ms")) for p in record["paired"]]
+        record["paired"] = [drift.widened(p, len(p[f"by_{drift.unit}"]), record.get("latency_p50_ms"))
+                            for p in record["paired"]]
     for record in records:
-        if record["median_error"] is None and noise.dof:  # a case of several passes: known from their spread
+        if record["median_error"] is None and noise.spreads:  # a case of several passes: known from their spread
             record["median_error"] = noise.error(record)
             record["reached_target"] = record["median_error"] <= (record.get("target_error") or 0)
     for index, result in scaling(records).items():  # again: a case of several passes has its pooled figures

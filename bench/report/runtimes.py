@@ -130,6 +130,7 @@ def runtime_lines(runs) -> list[str]:
         parts.append(f"{label} {precision} median {statistics.median(p.ratio for p in found):.2f}x over "
                      f"{len(found)} cases (faster in {words['faster']}, slower in {words['slower']}, within noise in "
                      f"{words['within noise']}{how})")
+    drift = ", ".join(sorted({r.ratio_noise.brief for r in runs if r.ratio_noise})) or "none"
     wins = Counter()
     for pairs_of_model in _batch1_by_model(runs).values():
         best = max((p for p in pairs_of_model if not astray(p.new)), key=lambda p: p.ratio, default=None)
@@ -138,7 +139,8 @@ def runtime_lines(runs) -> list[str]:
         wins["TensorFlow" if best.high < 1 else _name(best.new)] += 1
     fastest_text = ", ".join(f"{name} for {n}" for name, n in wins.most_common()) or "none"
     lines = [f"**What each runtime buys over TensorFlow** (inference throughput over TensorFlow's float32 step, XLA "
-             f"off): {'; '.join(parts)}. Fastest at batch 1: {fastest_text} (the runtime tables say by how much)."]
+             f"off): {'; '.join(parts)}. Fastest at batch 1: {fastest_text} (the runtime tables say by how much). "
+             f"The drift between runs in the intervals: {drift}."]
     far = sorted({f"{c['model']} on {_name(c)}" for r in runs for c in r.cases if astray(c)}, key=natural_key)
     if far:
         lines.append(f"**Exports whose output is far from Keras's** (max relative error {ASTRAY:g} or more, so their "

@@ -7,7 +7,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 
-from models.registry import natural_key
+from models.registry import COST_EXAMPLES, natural_key
 
 from ..core.stats import half_width, log_half_width
 from .noise import VERDICT_WIDENING, verdict
@@ -17,7 +17,6 @@ SETTING_FIELDS = ("device", "backend", "runtime", "model", "input_shape", "mode"
                   "replicas", "workers")
 KERAS = "keras"  # the runtime of the Keras backend's own steps; the others are deployment runtimes
 REFERENCE = {"mode": "infer", "runtime": KERAS, "precision": "float32", "xla": False}  # the zoo is compared in it
-COST_EXAMPLES = (("conv5x5", "conv5x5_bottleneck"), ("inception3a_naive", "inception3a"))
 BASE_BACKEND = "tensorflow"
 
 

@@ -16,7 +16,8 @@ from .select import KERAS, runtime_of
 
 MISSING = "-"
 TIME_LABELS = {"timed": "timed rounds", "first_call": "first calls", "build": "building", "pilot": "pilots",
-               "export": "exports", "trace": "traces", "probes": "probes", "other": "other"}
+               "export": "exports", "trace": "traces", "probes": "probes",
+               "workers": "worker processes", "other": "other"}
 GIB, MIB = 2 ** 30, 2 ** 20
 P90_MIN, P99_MIN = PERCENTILE_MIN_SAMPLES["p90"], PERCENTILE_MIN_SAMPLES["p99"]
 PASSES_NOTE = ("; a case timed in several passes has the geometric mean of its passes' medians, known within the "
@@ -295,15 +296,17 @@ def efficiency(view):
 
 
 def cost_example(view):
+    noise = {run.name: run.noise for run in view.runs}
     found = sorted(select.cost_example_pairs(view.cases),
                    key=lambda pair: natural_key(tuple(str(pair[0].get(f)) for f in select.SETTING_FIELDS)))
     rows = [(f"{big['model']} / {small['model']}",
              f"{big['device']}, {big['backend']}" if view.multi_backend else big["device"], big["mode"],
              big["precision"], _on_off(big["xla"]), big["batch_size"],
              _ratio(big["macs_per_sample"], small["macs_per_sample"]),
-             _ratio(big["latency_p50_ms"], small["latency_p50_ms"])) for big, small in found]
+             ratio_cell(select.judged(big, small, noise[big["run"]], noise[big["run"]])))
+            for big, small in found]
     return ("The cost example of the source documents: how many times the MACs and the measured median "
-            "latency of the module without 1x1 reductions exceed those of the one with them",
+            f"latency of the module without 1x1 reductions exceed those of the one with them{RATIO_NOTE}",
             ("pair", "device", "mode", "precision", "XLA", "batch", "MACs ratio", "latency ratio"), rows)
 
 
