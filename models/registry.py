@@ -53,6 +53,12 @@ SOURCES = {
 }
 
 
+# The source documents' cost example: (the module without 1x1 reductions, the module with them). The suite times each
+# second model beside the first, so that what the reductions buy is a paired ratio.
+COST_EXAMPLES = (("conv5x5", "conv5x5_bottleneck"), ("inception3a_naive", "inception3a"))
+COST_PARTNER = {small: big for big, small in COST_EXAMPLES}
+
+
 def natural_key(text) -> list:
     """resnet20 before resnet110: numbers in names sort as numbers."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(text))]

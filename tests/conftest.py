@@ -76,7 +76,7 @@ def smoke_run(tmp_path_factory):
     """A real smoke run of two small models: its saved JSON and its traces folder."""
     out = tmp_path_factory.mktemp("smoke")
     done = run_bench("--bench-preset", "smoke", "--models", SMOKE_MODELS, "--benchmark-json", str(out / "run.json"),
-                     "--trace-dir", str(out / "traces"), "-k", "test_case", cwd=out)
+                     "--trace-dir", str(out / "traces"), "-k", "test_case", "--spread-workers", "1", cwd=out)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads((out / "run.json").read_text()), out / "traces"
 

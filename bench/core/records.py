@@ -12,8 +12,9 @@ MODES = {"infer": "inference", "train": "training"}
 # Where a session's time goes (`time_s` of the saved run): "first_call" is tracing, graph optimisation, any XLA
 # compile and the first run of a step; "timed" the rounds the figures come from; "probes" the ceilings and the speed
 # probe beside each case; "export" the deployment runtimes' exports (bench.engines.runtimes); the saved record adds
-# "other" (start-up, collection, freeing models) and "total".
-PHASES = ("timed", "first_call", "build", "export", "pilot", "trace", "probes")
+# "workers" the worker processes that time cases again (bench.plugin.workers); the saved record adds "other"
+# (start-up, collection, freeing models) and "total".
+PHASES = ("timed", "first_call", "build", "export", "pilot", "trace", "probes", "workers")
 
 
 def case_params(saved: dict) -> dict:

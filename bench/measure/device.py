@@ -149,6 +149,15 @@ class Peaks:
         self._bandwidth: float | None = None
         self._canary = None
 
+    @classmethod
+    def given(cls, record: dict) -> Peaks:
+        """Ceilings another process measured (`record()`), taken as this one's: a worker process probes nothing."""
+        peaks = cls()
+        peaks._flops, peaks._probe = dict(record["peak_flops_per_s"]), dict(record["peak_probe"])
+        peaks._measurements = {p: list(v) for p, v in record["peak_flops_measurements"].items()}
+        peaks._bandwidth = record.get("peak_bandwidth_bytes_per_s")
+        return peaks
+
     def _measure(self, precision: str) -> None:
         rate, probe = measure_peak_flops(precision)
         self._measurements.setdefault(precision, []).append(rate)

@@ -14,6 +14,7 @@ import pytest
 
 import models
 from models.info import depth
+from models.registry import COST_PARTNER
 
 from ..core.records import CASE_FIELDS, SCHEMA_VERSION, case_params
 from ..core.stats import latency_summary_ms, median_error, paired_ratio
@@ -30,17 +31,19 @@ from .timing import RUNTIME_SETTLE_S, SETTLE_S, Budget, PhaseClock, Rounds, pilo
 
 def step_key(case: Case) -> tuple:
     """The cases of one built model that share a step: bench.measure.model_cache keeps it for every batch size."""
-    return case.runtime, case.precision, case.mode, case.xla
+    return case.model, case.runtime, case.precision, case.mode, case.xla
 
 
 def reference_twins(case: Case) -> list[Case]:
     """The cases the report compares `case` with (bench.report.select): the same with XLA off, and in float32; a
-    deployment runtime's case, the Keras float32 case without XLA, and its own float32 case for int8."""
+    deployment runtime's case, the Keras float32 case without XLA, and its own float32 case for int8; the second
+    module of a cost example (models.registry.COST_EXAMPLES), the same case of the first."""
     if case.runtime != KERAS:
         return [replace(case, runtime=KERAS, precision="float32")] + (
             [replace(case, precision="float32")] if case.precision != "float32" else [])
     return ([replace(case, xla=False)] if case.xla else []) + (
-        [replace(case, precision="float32")] if case.precision != "float32" else [])
+        [replace(case, precision="float32")] if case.precision != "float32" else []) + (
+        [replace(case, model=COST_PARTNER[case.model])] if case.model in COST_PARTNER else [])
 
 
 RUNTIME_ON_JAX = "the deployment runtimes take Keras's exports through TensorFlow: run them with --backend tensorflow"
@@ -77,6 +80,15 @@ def _oom_key(case: Case):
 
 
 @dataclass
+class Measured:
+    """A case this session measured: what a worker process needs to time it again (bench.plugin.workers)."""
+    case: Case
+    twins: tuple[str, ...]  # test ids of the twins timed beside it
+    median_s: float | None  # of its step (None: a serving scenario)
+    seconds: float = 0.0  # the case's whole time in the session: build, first call, rounds, trace
+
+
+@dataclass
 class Harness:
     matrix: Matrix
     budget: Budget
@@ -94,7 +106,7 @@ class Harness:
     started: float = field(default_factory=time.perf_counter)  # the session's start
     scale: Scale = field(default_factory=Scale)  # the strategies of replicas and workers
     lost: str | None = None  # why the cluster broke: the session stops after the case that found it
-    timed: set = field(default_factory=set)  # test ids measured in this session, which a later case can pair with
+    measured: dict = field(default_factory=dict)  # test id -> Measured, of this session's cases, in their order
     export_root: str = field(default_factory=exports.default_root)  # the deployment runtimes' export cache
     failed_exports: dict = field(default_factory=dict)  # (runtime, model, precision) -> why: its other cases skip
     serving_root: str = "results/traces/serving"  # the run's folder: LoadGen's logs go in <case>/loadgen/
@@ -173,7 +185,7 @@ class Harness:
             return {}
         found = {}
         for twin in reference_twins(case):
-            step = self.cache.built_step(step_key(twin)) if twin.test_id in self.timed else None
+            step = self.cache.built_step(step_key(twin)) if twin.test_id in self.measured else None
             if step is not None:
                 found[twin.id] = (step, twin)
         return found
@@ -212,6 +224,8 @@ class Harness:
                 self.cache.clear()
                 self.skip(case, f"out of memory at batch {case.batch_size}")
             measured = time.perf_counter() - started
+            if case.test_id in self.measured:
+                self.measured[case.test_id].seconds = measured
             if estimate is not None and "case" in benchmark.extra_info:  # how the plan's estimate held
                 benchmark.extra_info["estimate_s"] = {"planned": round(estimate, 3), "measured": round(measured, 3)}
         except self.scale.lost_errors() as err:
@@ -227,7 +241,7 @@ class Harness:
         deploying = case.runtime != KERAS
         with clock("build"):  # a runtime's export is made from the float32 model
             model, cost = self.cache.get(case.model, "float32" if deploying else case.precision,
-                                         self.matrix.input_size, strategy)
+                                         self.matrix.input_size, strategy, keep=COST_PARTNER.get(case.model))
         deployed = self.export(case, model) if deploying else None
         x, y = engine().synthetic_batch(model, case.batch_size, strategy)
         engine().wait((x, y))
@@ -318,7 +332,7 @@ class Harness:
                 else:
                     benchmark.extra_info.update(self.tracer.capture(case, step, (x, y), steps))
         benchmark.extra_info["time_s"] = {phase: round(seconds, 3) for phase, seconds in clock.case.items()}
-        self.timed.add(case.test_id)
+        self.measured[case.test_id] = Measured(case, tuple(twin.test_id for _, twin in twins.values()), median_s)
 
     def _serve(self, case: Case, benchmark, model, cost, step, deployed) -> None:
         """A LoadGen scenario (bench.measure.serving) against the case's float32 inference step, its logs written in
@@ -367,7 +381,7 @@ class Harness:
             **({"runtime_label": runtimes.module(case.runtime).LABEL} if deploying else {}),
         })
         benchmark.extra_info["time_s"] = {phase: round(seconds, 3) for phase, seconds in self.clock.case.items()}
-        self.timed.add(case.test_id)
+        self.measured[case.test_id] = Measured(case, (), None)
 
     def _scenario(self, case: Case, loadgen, infer) -> dict:
         """The scenario's figures: LoadGen's, its validity and its reasons; Server's every trial of the rate."""
@@ -414,13 +428,14 @@ class Harness:
 
 
 def open_session(matrix: Matrix, *, tracer=None, started: float | None = None, scale: Scale | None = None,
-                 export_root: str | None = None) -> Harness:
+                 export_root: str | None = None, peaks: device.Peaks | None = None) -> Harness:
     """The session's harness: ceilings measured in every candidate precision, the precisions the device runs fast
     kept (all of them when named; in a cluster, those the chief keeps), and the cases planned to the time budget,
     counted from `started`."""
     scale = scale or Scale()
     budget = Budget(min_rounds=matrix.min_rounds, max_seconds=matrix.case_seconds, fixed_pilot=bool(scale.cluster))
-    harness = Harness(matrix, budget, tracer=tracer, scale=scale, export_root=export_root or exports.default_root())
+    harness = Harness(matrix, budget, tracer=tracer, scale=scale, export_root=export_root or exports.default_root(),
+                      peaks=peaks or device.Peaks())
     probing = time.perf_counter()
     harness.started = started if started is not None else probing
     with harness.clock("probes"):
@@ -433,7 +448,8 @@ def open_session(matrix: Matrix, *, tracer=None, started: float | None = None, s
         # the end of the session measures the kept precisions' ceilings again; then come the save and the report
         # the README runs after it (about 10 s with its plots): a Zen 4 default run and report took 19 min 59 s
         reserve = (time.perf_counter() - probing) * len(harness.matrix.precisions) / len(matrix.precisions) + 20.0
-        deadline = harness.started + harness.matrix.time_budget * 60
+        reserve += plan.spread_seconds(matrix)
+        deadline = harness.started + harness.matrix.time_budget * 60 / matrix.processes  # the workers get the rest
         ceilings = {p: harness.peaks.flops(p) for p in {"float32", *harness.matrix.precisions}}
         harness.planner = make_planner(harness.matrix, ceilings, plan.GPU_TIMINGS if device.gpu() else plan.CPU_TIMINGS,
                                        tracer, deadline, reserve, harness.export_root)

@@ -65,6 +65,8 @@ class Matrix:
     latency_samples: int | None = None  # the latency scenario: this many timed steps at batch 1 (inference)
     latency_seconds: float = 120.0  # ... within this time per case
     passes: int = 1  # times each case is visited, spread over the session; each pass gets 1/passes of case_seconds
+    processes: int = 1  # every case timed in this many processes (the run's and fresh workers'), each its share
+    spread_workers: int = 2  # with one process: fresh workers that time a sample of the run's comparisons again
     replicas: tuple[int, ...] = (1,)  # data-parallel replicas on this host (MirroredStrategy)
     workers: int = 1  # a cluster's size (TF_CONFIG): its cases run on 1 worker (each alone) and on all of them
     keras: bool = True  # the Keras backend's own cases (not when --runtime leaves keras out)
@@ -169,6 +171,8 @@ NUMBER_OPTIONS = {
     "case_seconds": (float, lambda v: v > 0, "positive"),
     "time_budget": (float, lambda v: v >= 0, "0 (no limit) or more minutes"),
     "passes": (int, lambda v: v >= 1, "at least 1"),
+    "processes": (int, lambda v: v >= 1, "at least 1"),
+    "spread_workers": (int, lambda v: v >= 0, "0 (none) or more"),
     "latency_samples": (int, lambda v: v >= 1, "at least 1"),
     "latency_seconds": (float, lambda v: v > 0, "positive"),
     "latency_bound_ms": (float, lambda v: v > 0, "positive"),

@@ -19,6 +19,15 @@ from .timing import PILOT_SLOW_S
 from .trace import trace_group
 
 OUTSIDE = "outside the time budget"
+# A worker process that times a sample of the run's comparisons again (bench.plugin.workers): pytest, Keras and
+# TensorFlow start in about 8 s on a 2-core Zen 4 (the ceilings are the run's, not probed again), and the sample is
+# chosen to fit the rest.
+WORKER_START_S, SPREAD_WORKER_S = 8.0, 30.0
+
+
+def spread_seconds(matrix) -> float:
+    """Seconds the run keeps for its spread workers at its end (none when every case runs in several processes)."""
+    return matrix.spread_workers * SPREAD_WORKER_S if matrix.processes == 1 else 0.0
 # The zoo's exports took 0.03 s (a module, ONNX int8) to 100 s (AlexNet, ONNX): a fresh machine's default run could
 # spend its budget exporting. Exports estimated longer than this, and not cached, come last in its priority.
 DEFERRED_EXPORT_S = 10.0

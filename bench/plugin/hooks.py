@@ -1,11 +1,12 @@
 """The pytest hooks of `pytest bench/`, each handing over to the session (bench/conftest.py imports them)."""
 from __future__ import annotations
 
+import contextlib
 import time
 
 import pytest
 
-from . import saved
+from . import saved, workers
 from . import session as sessions
 from .options import add_options
 
@@ -90,7 +91,15 @@ def harness(request):
     harness.cache.clear()
     if harness.tracer is not None:
         harness.tracer.close()
-    if session.stopped:  # a run told to stop ends now
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+
+        def say(text: str) -> None:
+            reporter.ensure_newline()
+            reporter.write_line(f"cnnbench: {text}")
+        session.time_in_workers(say)
+    if session.stopped or workers.is_worker():  # a run told to stop ends now; a worker's ceilings are the run's
         return
     with harness.clock("probes"):
         harness.peaks.remeasure(harness.matrix.precisions)  # a second reading, no model in memory: the higher is kept

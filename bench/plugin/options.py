@@ -39,6 +39,13 @@ NUMBER_HELP = {  # dest: help, for the numeric options of bench.measure.matrix.N
                    "preset; 0: no limit)",
     "passes": "time every case in N passes over the whole session (default 3 in the smoke run, else 1); the spread "
               "between passes is the noise --compare allows for between runs",
+    "processes": "time every case in N processes, one after another: the run's own and N-1 fresh worker processes "
+                 "(pytest children), each with the case's seconds and 1/N of --time-budget; figures are pooled over "
+                 "them and their spread is the noise the report allows for between runs (default 1)",
+    "spread_workers": "with one process: N fresh worker processes that time a sample of the run's paired "
+                      "comparisons again at its end (about 30 s each), so that the report's intervals hold the "
+                      "spread between processes measured on this machine (default 2; 0: none, and the report falls "
+                      "back to constants)",
     "latency_samples": "the latency scenario: time at least N single-sample inference steps (batch 1) per case, "
                        "enough for a p90 from 64 and a p99 from 662",
     "latency_bound_ms": "Server scenario: the p99 latency bound of the rate searched for (default: "

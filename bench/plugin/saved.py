@@ -25,6 +25,7 @@ def machine_record(session) -> dict:
 
 def update(session, output_json: dict) -> None:
     harness, matrix, resumed = session.harness, session.matrix, session.resumed
+    output_json["benchmarks"].extend(session.worker_benchmarks)  # the cases timed again in worker processes
     for bench in output_json["benchmarks"]:
         info = bench["extra_info"]
         bound_by = info.get("mfu_ceiling", info.get("precision"))

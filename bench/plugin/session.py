@@ -14,6 +14,7 @@ import pytest
 
 from ..core import journal
 from ..engines.distribute import WORKER_TIMEOUT_S
+from . import workers
 from .options import matrix_options, storage, trace_options
 from .resume import resumed_options, resumed_run
 
@@ -37,6 +38,7 @@ class Session:
     resumed: journal.State | None = None
     stopped: str | None = None  # a signal's name, or "worker lost": the session ends after the case at hand
     harness: object | None = field(default=None, repr=False)  # bench.measure.harness.Harness, made on first need
+    worker_benchmarks: list = field(default_factory=list, repr=False)  # saved by the worker processes (workers.py)
 
     @classmethod
     def configure(cls, config, started: float) -> Session:
@@ -96,10 +98,33 @@ class Session:
                                 worker=f"{socket.gethostname()}-worker{cluster.index}" if cluster else None,
                                 profiles=cluster is None or cluster.is_chief)
             self.harness = open_session(self.matrix, tracer=tracer, started=self.started, scale=self.scale,
-                                        export_root=self.config.getoption("cnnbench_export_cache"))
+                                        export_root=self.config.getoption("cnnbench_export_cache"),
+                                        peaks=workers.worker_peaks())
             self.harness.serving_root = os.path.join(self.config.getoption("cnnbench_trace_dir"), self.run_name)
             self._open_journal()
         return self.harness
+
+    def time_in_workers(self, say) -> None:
+        """At the session's end, before the save: with --processes N, every case it measured again in N-1 worker
+        processes (each process the case's seconds: the ratios pooled over them are N times as firm); else its spread
+        workers time a sample of its comparisons."""
+        harness, matrix = self.harness, self.matrix
+        if harness is None or self.stopped or self.scale.cluster is not None or workers.is_worker():
+            return
+        harness.peaks.bandwidth()  # measured once, here, for the workers to take as given
+        if matrix.processes > 1:
+            count, override = matrix.processes - 1, {}
+            ids = [test_id for test_id, m in harness.measured.items() if m.median_s]
+        else:
+            count, override = matrix.spread_workers, {"case_seconds": matrix.case_seconds, "passes": 1}
+            ids = workers.sample(harness.measured, workers.spread_seconds_each(count)) if count else []
+        if not ids:
+            return
+        export_cache = self.config.getoption("cnnbench_export_cache")
+        with harness.clock("workers"):
+            self.worker_benchmarks = workers.run_workers(
+                self.options, ids, count, harness.peaks.record(), sum(harness.measured[t].seconds for t in ids),
+                say, matrix.passes + 1, ("--export-cache", export_cache) if export_cache else (), **override)
 
     def _open_journal(self) -> None:
         if self.is_worker:  # the chief's journal is the run's
