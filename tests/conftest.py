@@ -23,9 +23,11 @@ SMOKE_MODELS = "lenet5,conv5x5"
 
 def run_bench(*args, cwd, timeout=600, env=None):
     """`python -m pytest bench/ ...` in a subprocess, as a user runs it, in `cwd`: a test's own folder, so that its
-    runs, journals, traces and results never land in the checkout's."""
+    runs, journals, traces and results never land in the checkout's. No spread workers unless the test names them
+    (they take a minute, and the smoke run's tests check them)."""
+    workers = () if "--spread-workers" in args or "--help" in args else ("--spread-workers", "0")
     return subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "bench"), "-q", "-p", "no:cacheprovider",
-                           *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
+                           *args, *workers], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
 
 
 USER_FOLDERS = (".benchmarks", "results")  # the user's runs and reports: the tests write only in their own folders

@@ -16,7 +16,7 @@ from bench.report.__main__ import main as report_main
 CASES = 12  # 3 models x 2 batch sizes x 2 precisions, inference without XLA
 ARGS = ("--models", "lenet5,conv5x5,resnet20", "--mode", "infer", "--runtime", "keras", "--xla", "off",
         "--batch-sizes", "1,8", "--precision", "float32,mixed_bfloat16", "--input-size", "small",
-        "--case-seconds", "0.5", "--scenario", "steps")
+        "--case-seconds", "0.5", "--scenario", "steps", "--spread-workers", "0")
 
 
 def _start(tmp_path, *extra):

@@ -24,11 +24,23 @@ def _run():
 
 
 def test_the_sample_takes_both_step_classes_cheapest_first_within_the_seconds_twins_first():
-    measured = _run()
-    assert workers.sample(measured, 13.0) == ["a-bs1-noxla", "a-bs1-xla", "b-bs8-noxla", "b-bs8-xla"]
-    assert workers.sample(measured, 6.0) == ["a-bs1-noxla", "a-bs1-xla"]  # the slow one no longer fits
+    measured, cost = _run(), workers.WORKER_COST  # a worker builds and traces anew: its cases cost more
+    assert workers.sample(measured, 13.0 * cost) == ["a-bs1-noxla", "a-bs1-xla", "b-bs8-noxla", "b-bs8-xla"]
+    assert workers.sample(measured, 6.0 * cost) == ["a-bs1-noxla", "a-bs1-xla"]  # the slow one no longer fits
     assert workers.sample(measured, 1.0) == []
-    assert "c-bs1-xla" in workers.sample(measured, 100.0)
+    assert "c-bs1-xla" in workers.sample(measured, 100.0 * cost)
+
+
+def test_the_sample_takes_each_kind_of_comparison_in_turn():
+    measured = _run()
+    runtime = _measured("d-bs1-litert", 0.0005, 4.0, ["d-bs1-noxla"], model="d")
+    runtime.case.runtime = "litert"
+    measured |= {"d-bs1-noxla": _measured("d-bs1-noxla", 0.002, 1.0, model="d"), "d-bs1-litert": runtime,
+                 "e-bs1-noxla": _measured("e-bs1-noxla", 0.001, 1.0, model="e"),
+                 "e-bs1-xla": _measured("e-bs1-xla", 0.001, 2.0, ["e-bs1-noxla"], model="e", xla=True)}
+    # by cost alone: e (3 s), a (5), d (5), then b (8) would not fit; in turn: e, d and b, each kind and class once
+    chosen = workers.sample(measured, 18.0 * workers.WORKER_COST)
+    assert chosen == ["b-bs8-noxla", "b-bs8-xla", "d-bs1-noxla", "d-bs1-litert", "e-bs1-noxla", "e-bs1-xla"]
 
 
 def test_a_worker_is_a_pytest_child_of_the_run_s_options_with_no_budget_traces_or_workers(tmp_path):

@@ -116,7 +116,9 @@ class Session:
             count, override = matrix.processes - 1, {}
             ids = [test_id for test_id, m in harness.measured.items() if m.median_s]
         else:
-            count, override = matrix.spread_workers, {"case_seconds": matrix.case_seconds, "passes": 1}
+            from ..measure.plan import SPREAD_WORKER_S  # each worker planned to its share: a late one cuts its sample
+            count = matrix.spread_workers
+            override = {"case_seconds": matrix.case_seconds, "passes": 1, "time_budget": SPREAD_WORKER_S / 60}
             ids = workers.sample(harness.measured, workers.spread_seconds_each(count)) if count else []
         if not ids:
             return

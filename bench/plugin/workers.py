@@ -34,17 +34,34 @@ def worker_peaks():
     return device.Peaks.given(json.loads(os.environ[WORKER_ENV])) if is_worker() else None
 
 
+def _kind(m) -> str:
+    """What a comparison compares: a deployment runtime, a precision, XLA, or two models (the cost example)."""
+    if m.case.runtime != "keras":
+        return "runtime"
+    if m.case.precision != "float32":
+        return "precision"
+    return "xla" if m.case.xla else "models"
+
+
+# What a worker's case costs over what it took in the run: the worker builds each model and traces each step anew
+# (in the run a model's first case paid for that), and starts Python, Keras and TensorFlow (WORKER_START_S). On a
+# 2-core Zen 4, 26 cases that took 22 s in the run took 46 s in each worker.
+WORKER_COST = 2.1
+
+
 def sample(measured: dict, seconds: float) -> list[str]:
     """Test ids a spread worker times, in the run's order (each twin before its case): comparisons of both step
-    classes, the cheapest first, one per model and setting, while their seconds in the run fit `seconds`."""
+    classes and every kind (runtime, precision, XLA, two models) in turn, the cheapest of each first, one per model
+    and setting, while their cost in a worker fits `seconds`."""
     candidates = [m for m in measured.values() if m.twins and m.median_s and m.case.pass_index == 1
                   and all(t in measured for t in m.twins)]
-    by_class = [sorted((m for m in candidates if (m.median_s >= FAST_STEP_S) is slow),
-                       key=lambda m: m.seconds + sum(measured[t].seconds for t in m.twins)) for slow in (False, True)]
+    groups = {}
+    for m in sorted(candidates, key=lambda m: m.seconds + sum(measured[t].seconds for t in m.twins)):
+        groups.setdefault((m.median_s >= FAST_STEP_S, _kind(m)), []).append(m)
     chosen, seen, spent = set(), set(), 0.0
-    for m in (m for pair in zip_longest(*by_class) for m in pair if m):  # alternating: the classes share the seconds
+    for m in (m for turn in zip_longest(*groups.values()) for m in turn if m):  # every group in turn
         key = (m.case.model, m.case.runtime, m.case.precision, m.case.xla)
-        cost = sum(measured[t].seconds for t in {m.case.test_id, *m.twins} - chosen)
+        cost = WORKER_COST * sum(measured[t].seconds for t in {m.case.test_id, *m.twins} - chosen)
         if key in seen or spent + cost > seconds:
             continue
         seen.add(key)

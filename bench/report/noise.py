@@ -14,6 +14,7 @@ def step_class(step_ms: float | None) -> str:
 
 
 CLASS_LABELS = {"fast": f"steps under {FAST_STEP_MS:g} ms", "slow": f"steps of {FAST_STEP_MS:g} ms or more"}
+MODELS = "two models"  # a ratio of two models' steps (the cost example), whose spread between processes is its own
 
 
 @dataclass(frozen=True)
@@ -28,27 +29,53 @@ class Spread:
         return t95(self.dof) * z / 1.96 * self.sigma / math.sqrt(units)
 
 
-def _pick(spreads: dict, step_ms: float | None) -> Spread | None:
-    """The spread of the step's class; where only the other class was measured, the wider one (not the narrower)."""
-    return spreads.get(step_class(step_ms)) or max(spreads.values(), key=lambda s: s.sigma, default=None)
+def pool_key(step_ms: float | None, kind: str = "") -> str:
+    """The spreads pooled together: by step class, and a ratio of two models apart from a ratio of two settings
+    (on a 2-core Zen 4 the cost example's ratio moved between processes by 15-40%, a setting's by 2-4%)."""
+    return f"{step_class(step_ms)}, {kind}" if kind else step_class(step_ms)
+
+
+def _label(key: str) -> str:
+    step, _, kind = key.partition(", ")
+    return CLASS_LABELS[step] + (f" ({kind})" if kind else "")
+
+
+def _pick(spreads: dict, key: str) -> Spread | None:
+    """The spread of the key's pool; where it was not measured, the widest of those measured (not a narrower)."""
+    return spreads.get(key) or max(spreads.values(), key=lambda s: s.sigma, default=None)
 
 
 def _spread_text(spreads: dict, unit: str) -> str:
-    where = ("between worker processes of the run (fresh processes, their own layout, thread pools and moment)"
-             if unit == "process" else "between the run's passes (one process)")
-    return where + ": " + "; ".join(f"{CLASS_LABELS[k]} {s.sigma:.1%} ({s.dof} degrees of freedom)"
+    where = ("between worker processes of the run (fresh processes, their own layout, thread pools and moment; the "
+             "run's own process's offset from them taken out)" if unit == "process"
+             else "between the run's passes (one process)")
+    return where + ": " + "; ".join(f"{_label(k)} {s.sigma:.1%} ({s.dof} degrees of freedom)"
                                     for k, s in sorted(spreads.items()))
 
 
-def _pool(groups) -> dict:
-    """class -> Spread, from (class, [one log per unit]) groups: each group's squares about its own mean, pooled."""
-    squares, dof = {}, {}
-    for kind, logs in groups:
+def _pool(groups, unit: str) -> dict:
+    """key -> Spread, from (key, [one log per unit, the run's own process first]) groups: each group's squares about
+    its own mean, pooled. Between processes, the run's own process is offset from fresh ones by its history (models
+    built and freed before, on a 2-core Zen 4 its ratios 2% higher than the workers' on average), which a rerun's
+    process shares: that offset is estimated per key and taken out (one degree of freedom)."""
+    by_key = {}
+    for key, logs in groups:
         if len(logs) > 1:
+            by_key.setdefault(key, []).append(logs)
+    spreads = {}
+    for key, found in by_key.items():
+        offset = 0.0
+        if unit == "process" and len(found) > 1:
+            offset = statistics.mean(logs[0] - statistics.mean(logs[1:]) for logs in found)
+        squares, dof = 0.0, -1 if offset else 0
+        for logs in found:
+            logs = [logs[0] - offset, *logs[1:]]
             mean = sum(logs) / len(logs)
-            squares[kind] = squares.get(kind, 0.0) + sum((x - mean) ** 2 for x in logs)
-            dof[kind] = dof.get(kind, 0) + len(logs) - 1
-    return {kind: Spread(math.sqrt(squares[kind] / dof[kind]), dof[kind]) for kind in dof}
+            squares += sum((x - mean) ** 2 for x in logs)
+            dof += len(logs) - 1
+        if dof > 0:
+            spreads[key] = Spread(math.sqrt(squares / dof), dof)
+    return spreads
 
 
 def unit_of(cases) -> str:
@@ -67,7 +94,7 @@ class RunNoise:
     def error(self, case) -> float:
         """Half-width of the 95% interval of the case's median between runs (log terms)."""
         within = case.get("median_error")
-        spread = _pick(self.spreads, case.get("latency_p50_ms"))
+        spread = _pick(self.spreads, pool_key(case.get("latency_p50_ms")))
         if spread is not None:  # the spread between units holds the noise within them
             return spread.half(len([p for p in case.get(f"{self.unit}_p50_ms") or [] if p]) or 1)
         if self.probe_sigma is None:
@@ -89,8 +116,8 @@ def run_noise(cases) -> RunNoise:
     same code differed by up to 2.4x in a case, so the spread of rounds within a case says little about the next run.
     """
     unit = unit_of(cases)
-    spreads = _pool((step_class(c.get("latency_p50_ms")), [math.log(p) for p in c.get(f"{unit}_p50_ms") or [] if p])
-                    for c in cases)
+    spreads = _pool(((pool_key(c.get("latency_p50_ms")), [math.log(p) for p in c.get(f"{unit}_p50_ms") or [] if p])
+                     for c in cases), unit)
     speeds = [math.log(s) for c in cases for s in c.get("machine_speeds_flops") or []]
     probe = robust_sigma(speeds) if len(speeds) >= 3 else None
     if spreads:
@@ -121,11 +148,11 @@ class RatioNoise:
         return ("measured between the run's worker processes" if self.unit == "process"
                 else "measured between the run's passes, in one process")
 
-    def widened(self, summary: dict, units: int, step_ms: float | None = None) -> dict:
+    def widened(self, summary: dict, units: int, step_ms: float | None = None, kind: str = "") -> dict:
         """A paired ratio's summary whose ci95 and ci99 also hold the drift between runs (of the mean over its
         `units`), root sum of squares in log terms; the pairs' own intervals kept as in_run95 and in_run99."""
         ratio, widened = summary["ratio"], dict(summary)
-        spread = _pick(self.spreads, step_ms)
+        spread = _pick(self.spreads, pool_key(step_ms, kind))
         for level, z in (("95", 1.96), ("99", 2.576)):
             low, high = summary[f"ci{level}"]
             widened[f"in_run{level}"] = [low, high]
@@ -136,23 +163,28 @@ class RatioNoise:
         return widened
 
 
+def pair_kind(case, paired) -> str:
+    """MODELS where the twin is another model (the cost example), else '' (a setting)."""
+    return "" if paired["against"].startswith(f"{case['model']}-") else MODELS
+
+
 def ratio_noise(cases) -> RatioNoise:
     """The spread of each paired ratio's log between worker processes (or else passes), pooled over the run by step
-    class, less the part its pairs' own intervals account for (a variance component); else the fallback constants."""
+    class and kind, less the part its pairs' own intervals account for (a variance component); else the fallback
+    constants."""
     unit = unit_of(cases)
     groups, own = [], {}
     for case in cases:
-        kind = step_class(case.get("latency_p50_ms"))
         for paired in case.get("paired") or []:
             units = paired.get(f"by_{unit}") or []
             if len(units) < 2:
                 continue
-            groups.append((kind, [math.log(p["ratio"]) for p in units]))
-            own.setdefault(kind, []).extend((math.log(p["ci95"][1] / p["ci95"][0]) / (2 * 1.96)) ** 2
-                                            for p in units if p["ci95"][0] > 0)
-    total = _pool(groups)
-    spreads = {kind: Spread(math.sqrt(max(0.0, s.sigma ** 2 - sum(own.get(kind) or [0]) / len(own.get(kind) or [0]))),
-                            s.dof) for kind, s in total.items()}
+            key = pool_key(case.get("latency_p50_ms"), pair_kind(case, paired))
+            groups.append((key, [math.log(p["ratio"]) for p in units]))
+            own.setdefault(key, []).extend((math.log(p["ci95"][1] / p["ci95"][0]) / (2 * 1.96)) ** 2
+                                           for p in units if p["ci95"][0] > 0)
+    spreads = {key: Spread(math.sqrt(max(0.0, s.sigma ** 2 - statistics.mean(own.get(key) or [0.0]))), s.dof)
+               for key, s in _pool(groups, unit).items()}
     if not spreads:
         return RatioNoise({}, f"one process, one pass: {FALLBACK}", unit)
     return RatioNoise(spreads, _spread_text(spreads, unit) + ", beyond the pairs' own", unit)

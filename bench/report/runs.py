@@ -12,7 +12,7 @@ from ..core import journal
 from ..core.cli import UsageError
 from ..core.records import scaling
 from ..core.stats import latency_summary_ms, paired_ratio
-from .noise import RatioNoise, RunNoise, ratio_noise, run_noise
+from .noise import RatioNoise, RunNoise, pair_kind, ratio_noise, run_noise
 
 DEFAULT_STORAGE = ".benchmarks"
 # Every metric of a case record, in report order; a run saved by an older suite may lack some (shown as "-").
@@ -237,8 +237,8 @@ def load_run(path: str) -> Run:
     records = [r for r in records if r["scenario"] == "steps"]
     noise, drift = run_noise(records), ratio_noise(records)
     for record in records:  # a paired ratio's interval holds the drift between moments that its pairs cannot see
-        record["paired"] = [drift.widened(p, len(p[f"by_{drift.unit}"]), record.get("latency_p50_ms"))
-                            for p in record["paired"]]
+        record["paired"] = [drift.widened(p, len(p[f"by_{drift.unit}"]), record.get("latency_p50_ms"),
+                                          pair_kind(record, p)) for p in record["paired"]]
     for record in records:
         if record["median_error"] is None and noise.spreads:  # a case of several passes: known from their spread
             record["median_error"] = noise.error(record)
