@@ -190,19 +190,18 @@ class Harness:
                 found[twin.id] = (step, twin)
         return found
 
-    def export(self, case: Case, model):
-        """The case's export for its runtime (bench.engines.runtimes.exports), made from the Keras float32 model or
-        taken from the cache; a converter's failure skips the case with its one-line reason."""
+    def export(self, case: Case):
+        """The case's export for its runtime (bench.engines.runtimes.exports), taken from the cache or made in a
+        process of its own; a converter's failure, crash, hang or lack of memory skips the case with its reason."""
         key = case.runtime, case.model, case.precision
         if key in self.failed_exports:
             self.skip(case, self.failed_exports[key])
-        runtime = runtimes.module(case.runtime)
         try:
             with self.clock("export"):
-                return exports.make(self.export_root, runtime, model, case.model, self.matrix.input_size,
-                                    case.precision)
-        except Exception as err:  # noqa: BLE001  (each converter fails in its own way)
-            self.failed_exports[key] = exports.failure(runtime, err)
+                return exports.make_in_child(self.export_root, runtimes.module(case.runtime), case.model,
+                                             self.matrix.input_size, case.precision)
+        except exports.ExportFailed as err:
+            self.failed_exports[key] = str(err)
             self.skip(case, self.failed_exports[key])
 
     def run(self, case: Case, benchmark) -> None:
@@ -242,7 +241,7 @@ class Harness:
         with clock("build"):  # a runtime's export is made from the float32 model
             model, cost = self.cache.get(case.model, "float32" if deploying else case.precision,
                                          self.matrix.input_size, strategy, keep=COST_PARTNER.get(case.model))
-        deployed = self.export(case, model) if deploying else None
+        deployed = self.export(case) if deploying else None
         x, y = engine().synthetic_batch(model, case.batch_size, strategy)
         engine().wait((x, y))
         host_x = np.asarray(x) if deploying else None  # a runtime's input: numpy, made before any timing
@@ -447,8 +446,10 @@ def open_session(matrix: Matrix, *, tracer=None, started: float | None = None, s
     if harness.matrix.time_budget:
         # the end of the session measures the kept precisions' ceilings again; then come the save and the report
         # the README runs after it (about 10 s with its plots): a Zen 4 default run and report took 19 min 59 s
-        reserve = (time.perf_counter() - probing) * len(harness.matrix.precisions) / len(matrix.precisions) + 20.0
-        reserve += plan.spread_seconds(matrix)
+        # a worker process (its ceilings given) neither probes again nor saves a report: nothing to keep
+        reserve = 0.0 if peaks is not None else (
+            (time.perf_counter() - probing) * len(harness.matrix.precisions) / len(matrix.precisions) + 20.0
+            + plan.spread_seconds(matrix))
         deadline = harness.started + harness.matrix.time_budget * 60 / matrix.processes  # the workers get the rest
         ceilings = {p: harness.peaks.flops(p) for p in {"float32", *harness.matrix.precisions}}
         harness.planner = make_planner(harness.matrix, ceilings, plan.GPU_TIMINGS if device.gpu() else plan.CPU_TIMINGS,
@@ -465,7 +466,7 @@ def export_estimate(visit: Case, known, timings: plan.Timings, export_root: str 
     runtime = runtimes.module(visit.runtime)
     if export_root and exports.find(export_root, runtime, visit.model, input_size, visit.precision):
         return 0.0
-    return timings.export(visit, known)
+    return timings.export(visit, known) + plan.EXPORT_PROCESS_S
 
 
 def make_planner(matrix: Matrix, ceilings: dict, timings: plan.Timings, tracer, deadline: float | None,
@@ -513,4 +514,15 @@ def plan_record(harness: Harness) -> dict | None:
     return {"budget_minutes": harness.matrix.time_budget, "candidate_cases": len(planner.visits),
             "outside_budget": len(outside), "measured_over_estimated": planner.measured_over_estimated,
             "estimated_s": sum(e for e, _ in planner.spent), "measured_s": sum(m for _, m in planner.spent),
-            "priority": priority}
+            "priority": priority, "missing_exports": missing_exports(planner, outside)}
+
+
+def missing_exports(planner: plan.Planner, outside: set) -> dict:
+    """The runtime cases outside the budget whose export was not cached when planned: how many, their precisions,
+    and their exports' estimated minutes (each export once), which `python -m bench.export` makes ahead."""
+    cases = [visit for visit in planner.visits if visit.id in outside and visit.runtime != KERAS
+             and planner.estimates[visit.test_id].export > 0]
+    seconds = {(v.runtime, v.model, v.precision): planner.estimates[v.test_id].export - plan.EXPORT_PROCESS_S
+               for v in cases}
+    return {"cases": len(cases), "precisions": sorted({v.precision for v in cases}),
+            "minutes": round(sum(seconds.values()) / 60, 1)}

@@ -9,12 +9,16 @@ and renamed into place when whole: a run cut off during an export leaves none ha
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -102,6 +106,62 @@ def make(root: str, runtime, model, model_name: str, input_size: str, precision:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return Export(os.path.join(final, runtime.FILE), seconds, size, False, reference_input, reference_output)
+
+
+# An export that takes longer than this is stopped: the zoo's longest, AlexNet to ONNX, took 100 s on a 2-core CPU.
+EXPORT_TIMEOUT_S = 600.0
+
+
+FAILED = "cnnbench export failed: "  # how the child's one line starts, among the converters' own output
+
+
+class ExportFailed(Exception):
+    """A converter's failure, in one line: the case is skipped with it, and the run goes on."""
+
+
+def make_in_child(root: str, runtime, model_name: str, input_size: str, precision: str,
+                  timeout: float = EXPORT_TIMEOUT_S) -> Export:
+    """The cached export, or one made in a child process (bench.engines.runtimes.child) from the model built afresh:
+    a converter that crashes, hangs past `timeout` or runs out of memory raises ExportFailed saying so, its staging
+    folder removed, and the caller's process is unharmed (the child is the kernel's first choice when memory runs
+    out)."""
+    found = find(root, runtime, model_name, input_size, precision)
+    if found is not None:
+        return found
+    argv = [sys.executable, "-m", "bench.engines.runtimes.child", runtime.__name__, model_name, input_size,
+            precision, root]
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             preexec_fn=_first_to_be_killed)
+    try:
+        said, _ = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        said = None
+    finally:
+        for name in glob.glob(os.path.join(root, f".staging-{child.pid}-*")):  # what a killed child left
+            shutil.rmtree(name, ignore_errors=True)
+    made = find(root, runtime, model_name, input_size, precision)
+    if made is not None:
+        return replace(made, cached=False)
+    if said is None:
+        raise ExportFailed(f"{runtime.LABEL} export failed: no result after {timeout:g} s (stopped)")
+    if child.returncode < 0:
+        name = signal.Signals(-child.returncode).name
+        raise ExportFailed(f"{runtime.LABEL} export failed: its process was killed by {name}"
+                           + (" (out of memory?)" if name == "SIGKILL" else ""))
+    reason = next((line[len(FAILED):] for line in reversed(said.splitlines()) if line.startswith(FAILED)), None)
+    raise ExportFailed(reason or f"{runtime.LABEL} export failed: exit status {child.returncode}")
+
+
+def _first_to_be_killed() -> None:
+    """In the child, before it runs: the kernel's out-of-memory killer takes it before the run (1000 is the most
+    likely; raising one's own score needs no privilege)."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:  # not Linux, or no /proc
+        pass
 
 
 def failure(runtime, err: Exception) -> str:
