@@ -29,7 +29,9 @@ from bench.report.noise import (
     ratio_noise,
     verdict,
 )
+from bench.report.render import md_table
 from bench.report.runs import RunNoise, load_run, run_noise
+from bench.report.tables import tables
 
 FIXTURE = Path(__file__).parent / "fixtures" / "smoke_run.json"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -50,6 +52,11 @@ def _fixture_cases():
                           rounds=len(pooled), latency_p90_ms=float(np.percentile(pooled, 90)) if len(pooled) >= 64
                           else None))
     return cases
+
+
+def _every_case_md(path) -> str:
+    """The tables of every case (report.html's, folded) as markdown, spaces squeezed."""
+    return re.sub(" +", " ", "\n".join(md_table(table) for table in tables([load_run(str(path))])[1]))
 
 
 def test_machine_table_has_the_ceiling_its_probe_and_the_harness_overhead(tmp_path):
@@ -83,11 +90,13 @@ def test_a_run_of_the_first_schema_still_reports(tmp_path):
              if "case" in b["extra_info"]}
     lenet = cases["lenet5-infer-bs1-noxla-float32"]
     # no interval of its medians (schema 1 recorded none): "±?", beside the figures it did record
-    assert f"| lenet5 | {lenet['throughput']:,.1f} ±? n={lenet['rounds']} |" in md
+    every = _every_case_md(v1)
+    assert f"| lenet5 | {lenet['throughput']:,.1f} ±? n={lenet['rounds']} |" in every
     latency = lenet["latency_ms"]
     percentiles = " / ".join(f"{latency[p]:.2f}" for p in ("p50", "p90", "p99"))
-    assert f"| lenet5 | {percentiles} (n={lenet['rounds']}) |" in md
-    assert "| lenet5 | 32x32x1 | 61,706 | 61,706 | 416.5 k | 852.4 k | 0.03 | - |" in md  # it recorded no depth
+    assert f"| lenet5 | {percentiles} (n={lenet['rounds']}) |" in every
+    assert "| lenet5 | 32x32x1 | 61,706 | 61,706 | 416.5 k | 852.4 k | 0.03 | - |" in every  # it recorded no depth
+    assert f"| lenet5 | {lenet['throughput']:,.1f} ±? |" in md  # the throughput table a person reads
     assert "| cases | 12 |" in md and "| complete | yes |" in md
 
 
@@ -98,14 +107,20 @@ def test_report_tables_hold_the_fixtures_numbers(tmp_path, capsys):
     assert f"{lenet['throughput']:,.1f} ±" in md
     assert lenet["rounds"] < 662  # so the p99 is "-", as is a p90 below 64 rounds
     p90 = f"{lenet['latency_p90_ms']:.2f}" if lenet["rounds"] >= 64 else "-"
-    assert f"{lenet['latency_p50_ms']:.2f} / {p90} / - (n={lenet['rounds']})" in md
+    every = _every_case_md(FIXTURE)
+    assert f"{lenet['latency_p50_ms']:.2f} / {p90} / - (n={lenet['rounds']})" in every
     on = next(c for c in _fixture_cases() if c["case"] == "lenet5-infer-bs8-xla-float32")
     assert f"{on['throughput'] / lenet['throughput']:.2f}x" in md  # what XLA buys
     widest = max((line for line in md.splitlines() if line.startswith("|")), key=len)
     assert len(widest) <= 160, widest  # every table reads in a 160-column window; captions are prose and wrap
     cost_row = "| lenet5 | 32x32x1 | 61,706 | 61,706 | 416.5 k | 852.4 k | 0.03 | 5 |"  # MACs, FLOPs
-    assert cost_row in re.sub(" +", " ", md)
-    assert "*What XLA buys" in md and "*Where the time goes" in md
+    assert cost_row in every and "| lenet5 | 61,706 | 416.5 k | 852.4 k |" in re.sub(" +", " ", md)
+    assert "*What XLA and each precision buy" in md and "*Where the time goes" in md
+    # one row per model in each table a person reads; every case's rows are in report.html, folded
+    throughput = md[md.index("*Throughput"):].split("\n\n")[1]
+    assert sum(line.startswith("| lenet5 ") for line in throughput.splitlines()) == 1
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("<details>") == len(tables([load_run(str(FIXTURE))])[1]) > 0
     assert "![Throughput against batch size, by family]" in md
     cases = _fixture_cases()
     out = capsys.readouterr().out
@@ -199,9 +214,9 @@ def test_efficiency_says_when_a_models_batch_is_not_the_largest_and_why(tmp_path
                                     "precision": "float32", "reason": "outside the time budget"}]
     (tmp_path / "run.json").write_text(json.dumps(data))
     assert report_main([str(tmp_path / "run.json"), "--out", str(tmp_path), "--no-plots"]) == 0
-    md = re.sub(" +", " ", (tmp_path / "report.md").read_text())
-    assert "| lenet5 | infer | float32 | off | 1 (not 8: bs 8 outside the time budget) |" in md
-    assert "| lenet5 | infer | float32 | on | 8 |" in md
+    every = _every_case_md(tmp_path / "run.json")
+    assert "| lenet5 | infer | float32 | off | 1 (not 8: bs 8 outside the time budget) |" in every
+    assert "| lenet5 | infer | float32 | on | 8 |" in every
 
 
 def test_the_throughput_plot_draws_only_settings_with_two_batch_sizes_or_more(tmp_path):
@@ -262,26 +277,36 @@ def test_the_machines_own_change_of_speed_is_taken_out_of_the_verdict():
     assert machine_shift(base, _run(60e9, cores=1))[:2] == (0.0, 0.0)
 
 
-def test_the_spread_between_worker_processes_is_pooled_by_step_class():
-    fast = [_case(1000, 0.01, pass_p50_ms=[1.0] * 3) | {"process_p50_ms": [math.exp(d), math.exp(-d)]}
-            for d in (0.05, 0.1)]  # steps of 1 ms: two comparisons timed in two processes each
+def test_the_spread_between_worker_processes_is_pooled_by_step_class_without_the_runs_own_offset():
+    def logs(*values):
+        return [math.exp(v) for v in values]
+
+    # steps of 1 ms, each in the run's own process (first, 0.2 above the fresh ones: its history) and two workers
+    fast = [_case(1000, 0.01, pass_p50_ms=[1.0] * 3) | {"process_p50_ms": logs(0.2, d, -d)} for d in (0.05, 0.1)]
     slow = _case(50, 0.01, pass_p50_ms=[20.0]) | {"process_p50_ms": [20.0]}  # a step of 20 ms, one process
     noise = run_noise([*fast, slow])
-    assert noise.unit == "process" and list(noise.spreads) == ["fast"] and noise.spreads["fast"].dof == 2
-    sigma = math.sqrt((2 * 0.05 ** 2 + 2 * 0.1 ** 2) / 2)
+    sigma = math.sqrt((2 * 0.05 ** 2 + 2 * 0.1 ** 2) / 3)  # 4 degrees of freedom, less 1 for the offset
+    assert noise.unit == "process" and list(noise.spreads) == ["fast"] and noise.spreads["fast"].dof == 3
     assert noise.spreads["fast"].sigma == pytest.approx(sigma)
-    assert noise.error(fast[0]) == pytest.approx(4.303 * sigma / math.sqrt(2))  # the mean of its two processes
-    assert noise.error(slow) == pytest.approx(4.303 * sigma)  # no slow step measured: the wider class stands in
-    assert "between worker processes" in noise.source and "2 degrees of freedom" in noise.source
-    # a paired ratio: each process knows its own exactly, and they disagree by 10%
-    case = _case(1000, 0.01) | {"paired": [{"by_process": [
-        {"ratio": 1.0, "ci95": [1.0, 1.0]}, {"ratio": 1.1, "ci95": [1.1, 1.1]}]}], "process_p50_ms": [1, 1]}
+    assert noise.error(fast[0]) == pytest.approx(3.182 * sigma / math.sqrt(3))  # the mean of its three processes
+    assert noise.error(slow) == pytest.approx(3.182 * sigma)  # no slow step measured: the wider class stands in
+    assert "between worker processes" in noise.source and "3 degrees of freedom" in noise.source
+    # paired ratios: each process knows its own exactly; two settings' disagree by 10%, two models' by 50%
+    def ratios(*values):
+        return [{"ratio": r, "ci95": [r, r]} for r in values]
+
+    case = _case(1000, 0.01) | {"model": "m", "process_p50_ms": [1, 1], "paired": [
+        {"against": "m-infer-bs1-noxla-float32", "by_process": ratios(1.0, 1.1)},
+        {"against": "n-infer-bs1-xla-float32", "by_process": ratios(1.0, 1.5)}]}
     drift = ratio_noise([case])
-    assert drift.unit == "process" and drift.spreads["fast"].sigma == pytest.approx(math.log(1.1) / math.sqrt(2))
-    assert drift.brief == "measured between the run's worker processes"
+    assert drift.unit == "process" and drift.brief == "measured between the run's worker processes"
+    assert drift.spreads["fast"].sigma == pytest.approx(math.log(1.1) / math.sqrt(2))
+    assert drift.spreads["fast, two models"].sigma == pytest.approx(math.log(1.5) / math.sqrt(2))
     widened = drift.widened({"ratio": 1.05, "ci95": [1.05, 1.05], "ci99": [1.05, 1.05]}, 1, step_ms=1.0)
     half = 12.706 * math.log(1.1) / math.sqrt(2)  # one degree of freedom
     assert widened["ci95"] == pytest.approx([1.05 * math.exp(-half), 1.05 * math.exp(half)])
+    widened = drift.widened({"ratio": 1.2, "ci95": [1.2, 1.2], "ci99": [1.2, 1.2]}, 1, 1.0, "two models")
+    assert widened["ci95"][1] == pytest.approx(1.2 * math.exp(12.706 * math.log(1.5) / math.sqrt(2)))
 
 
 def test_one_pass_runs_fall_back_on_the_drift_of_the_machines_speed_and_of_the_step_beyond_it():
@@ -309,7 +334,8 @@ def test_skipped_cases_are_listed_with_their_reason(tmp_path, capsys):
     (tmp_path / "run.json").write_text(json.dumps(data))
     assert report_main([str(tmp_path / "run.json"), "--out", str(tmp_path)]) == 0
     md = re.sub(" +", " ", (tmp_path / "report.md").read_text())
-    assert "*Skipped cases" in md and f"vgg19-infer-bs8-noxla-float32 | {reason}" in md
+    assert "*Cases not measured, by reason" in md and f"| {reason} | 2 |" in md
+    assert f"vgg19-infer-bs8-noxla-float32 | {reason}" in _every_case_md(tmp_path / "run.json")
     assert "skipped: 2 outside the time budget" in capsys.readouterr().out
 
 
@@ -533,14 +559,19 @@ def test_a_ratio_timed_round_by_round_is_reported_with_its_own_interval(tmp_path
     (tmp_path / "run.json").write_text(json.dumps(data))
     assert report_main([str(tmp_path / "run.json"), "--out", str(tmp_path), "--no-plots"]) == 0
     md = re.sub(" +", " ", (tmp_path / "report.md").read_text())
-    row = next(line for line in md.splitlines() if line.startswith("| lenet5 | mode infer, precision float32 |"))
+    every = _every_case_md(tmp_path / "run.json")
+    row = next(line for line in every.splitlines() if line.startswith("| lenet5 | mode infer, precision float32 |"))
     assert row == "| lenet5 | mode infer, precision float32 | 1.50x ±0% | 1.00x ±10% |"  # 3 passes of 30, pooled
+    grid = md[md.index("*What XLA and each precision buy"):].split("\n\n")[1]
+    assert grid.splitlines()[0].startswith("| model | XLA: bs1 | XLA: bs8 |")
+    row = next(line for line in grid.splitlines() if line.startswith("| lenet5 |"))
+    assert row.startswith("| lenet5 | 1.50x ±0% ▲ | 1.00x ±10% = |")  # with the verdicts
     line = next(line for line in md.splitlines() if line.startswith("- **What XLA"))
     others = len(_pairs_by_hand("xla", False, True)) - 2
     assert (f"paired round by round in 2, ±5% typical (±5% from the pairs alone, the rest their drift between "
             f"runs, measured between the run's passes, in one process); unpaired, from two cases minutes apart in "
             f"{others}, ±") in line
-    assert "*What XLA buys: throughput with XLA over without (above 1.00x: XLA is faster); ± its 95% interval" in md
+    assert "*What XLA buys: throughput with XLA over without (above 1.00x: XLA is faster); ± its 95% interval" in every
 
 
 def _paired_run(tmp_path, name, ratios_by_pass, case="lenet5-infer-bs1-xla-float32"):

@@ -15,9 +15,13 @@ import models
 from bench.engines import runtimes
 from bench.engines.runtimes import exports
 from bench.measure import plan
-from bench.measure.harness import RUNTIME_ON_JAX, make_planner, reference_twins, unsupported
-from bench.measure.matrix import Case, resolve
+from bench.measure.harness import RUNTIME_ON_JAX, Harness, make_planner, reference_twins, unsupported
+from bench.measure.matrix import Case, Matrix, resolve
+from bench.measure.timing import Budget
+from bench.report.render import md_table
+from bench.report.runs import load_run
 from bench.report.runtimes import ASTRAY
+from bench.report.tables import tables
 
 MISSING = [name for name in runtimes.RUNTIMES if runtimes.missing(name)]
 if MISSING:
@@ -77,6 +81,25 @@ def test_an_export_is_made_once_for_its_versions_and_never_left_half_made(lenet5
     with pytest.raises(RuntimeError):
         exports.make(str(tmp_path), Broken, lenet5, "lenet5", "default", "float32")
     assert sorted(os.listdir(tmp_path)) == [os.path.basename(os.path.dirname(first.path))]
+
+
+def test_a_converter_that_kills_itself_costs_its_case_with_the_reason_and_the_run_goes_on(tmp_path, monkeypatch):
+    """The export runs in a child process: its converter's SIGKILL (what the kernel does to a process out of memory)
+    ends the child, not the run, which skips the case with the reason and skips its other cases at once."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, (here, os.environ.get("PYTHONPATH")))))
+    monkeypatch.syspath_prepend(here)
+    killer = importlib.import_module("killing_runtime")
+    monkeypatch.setattr(runtimes, "module", lambda name: killer)
+    harness = Harness(Matrix(("lenet5",)), Budget(), export_root=str(tmp_path))
+    case = Case("lenet5", "infer", 1, False, "float32", runtime="litert")
+    reason = "Killer export failed: its process was killed by SIGKILL (out of memory?)"
+    with pytest.raises(pytest.skip.Exception, match=re.escape(reason)):
+        harness.export(case)
+    assert harness.skipped[-1]["case"] == case.id and harness.skipped[-1]["reason"] == reason
+    with pytest.raises(pytest.skip.Exception, match=re.escape(reason)):  # the model's other cases: no second try
+        harness.export(replace(case, batch_size=8))
+    assert os.listdir(tmp_path) == []  # nothing half-made left behind: the killed child's staging folder is gone
 
 
 def test_onnx_exports_refuse_a_model_too_big_for_tf2onnx_in_memory(tmp_path):
@@ -167,12 +190,20 @@ def test_the_report_shows_what_each_runtime_buys_with_exports_and_fidelity(runti
     assert done.returncode == 0, done.stderr[-3000:]
     report = (tmp_path / "out" / "report.md").read_text()
     assert "**What each runtime buys over TensorFlow**" in report
-    for caption in ("*What each runtime buys over TensorFlow:", "*The fastest runtime per model at batch 1",
-                    "*Exports (Keras's model.export) and fidelity", "*How the time budget's estimates held"):
+    for caption in ("*What each runtime buys over TensorFlow:", "*How the time budget's estimates held"):
         assert caption in report, caption
+    grid = report[report.index("*What each runtime buys over TensorFlow:"):].split("\n\n")[1]
+    header, _, *rows = grid.splitlines()
     for label in ("LiteRT", "ONNX Runtime", "OpenVINO"):
-        assert re.search(rf"\| lenet5 +\| 1 +\| {label} +\| int8", report), label  # its row, in int8 too
-        assert (f"| lenet5 ({label})" in report) is (label != "LiteRT")  # top ops where the runtime has a profiler
+        assert f"{label} int8 bs1" in header and f"{label} f32 bs1" in header, label  # a column each
+    assert len([row for row in rows if row.startswith("| lenet5 ")]) == 1 and "fastest at bs 1" in header
+    saved = load_run(str(tmp_path / "store" / "run" / "0001_run.json"))
+    every = "\n".join(md_table(table) for table in tables([saved])[1])
+    for caption in ("*The fastest runtime per model at batch 1", "*Exports (Keras's model.export) and fidelity"):
+        assert caption in every, caption
+    for label in ("LiteRT", "ONNX Runtime", "OpenVINO"):
+        assert re.search(rf"\| lenet5 +\| 1 +\| {label} +\| int8", every), label  # its row, in int8 too
+        assert (f"| lenet5 ({label})" in every) is (label != "LiteRT")  # top ops where the runtime has a profiler
 
 
 def test_runtime_cases_follow_their_model_s_keras_cases_and_pair_with_tensorflow_s():

@@ -32,9 +32,10 @@ MATRIX_OPTIONS = {  # option: (dest, help); each is a field of the options bench
 
 NUMBER_HELP = {  # dest: help, for the numeric options of bench.measure.matrix.NUMBER_OPTIONS
     "min_rounds": "timed rounds per case at least (default 5; 3 in the smoke and CPU default runs)",
-    "case_seconds": "time for the timed rounds of one case (default 2; 4 in the CPU default run, 0.6 in smoke)",
-    "time_budget": "minutes for the whole session: cases are planned in priority (each model's cheapest inference "
-                   "case, then batch sizes, fast precisions, training, XLA) and what does not fit is skipped "
+    "case_seconds": "time for the timed rounds of one case (default 2; 1.5 in the CPU default run, 0.6 in smoke)",
+    "time_budget": "minutes for the whole session: cases are planned in priority (each model's first inference "
+                   "case, then its other batch sizes, XLA at the first, the fast precisions, training, the runtimes, "
+                   "serving) and what does not fit is skipped "
                    f"(default {CPU_BUDGET_MINUTES:g} on a CPU, {GPU_BUDGET_MINUTES:g} on a GPU, none with a named "
                    "preset; 0: no limit)",
     "passes": "time every case in N passes over the whole session (default 3 in the smoke run, else 1); the spread "

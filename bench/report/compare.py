@@ -8,8 +8,8 @@ from collections import Counter
 from models.registry import natural_key
 
 from ..core.stats import log_half_width
+from .cells import MISSING, num
 from .noise import band_text, machine_shift, verdict
-from .tables import MISSING, num
 
 HEADERS = ("case", "device", "base", "new", "change (%)", "noise band (%)", "verdict")
 LARGEST = 5  # changes the terminal summary names, each way

@@ -180,6 +180,16 @@ def left_out_lines(runs) -> list[str]:
     return lines
 
 
+def missing_exports_text(run) -> str:
+    """The runtime cases a run's budget left out whose export was not yet made, and how to make them ahead."""
+    missing = (run.plan or {}).get("missing_exports")
+    if not missing or not missing.get("cases"):
+        return ""
+    return (f" Of those outside the budget, {missing['cases']} runtime cases ({run.name}) had no export yet: "
+            f"`python -m bench.export --precision {','.join(missing['precisions'])}` makes every export of the zoo "
+            f"ahead (theirs in about {max(1, round(missing['minutes']))} min), and the next run finds them cached.")
+
+
 def findings(runs, merged_note: str | None = None) -> tuple[list[str], tuple]:
     """(lines, the family table) for the report's opening; `merged_note` says which runs were merged and why."""
     cases = [c for r in runs for c in r.cases]
@@ -195,7 +205,8 @@ def findings(runs, merged_note: str | None = None) -> tuple[list[str], tuple]:
     if reasons:
         lines.append(f"**Not measured**: {sum(reasons.values())} cases, "
                      + "; ".join(f"{n} {reason}" for reason, n in reasons.most_common())
-                     + " (the last table lists them).")
+                     + " (the last table counts them by reason; report.html lists each)."
+                     + "".join(missing_exports_text(r) for r in runs))
     for r in runs:
         if r.time_s and r.time_s.get("total"):
             lines.append(f"**{r.name}** took {r.time_s['total'] / 60:.1f} min, "

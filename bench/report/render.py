@@ -15,14 +15,15 @@ from tabulate import tabulate
 from models.registry import shape_text
 
 from ..core.files import atomic_write
+from .cells import MISSING
 from .findings import findings
 from .runs import FIELDS
 from .select import median_precision
-from .tables import MISSING, completeness, tables
+from .tables import completeness, tables
 
 FORMATS = ("md", "csv", "html")
 WIDTH = 120  # the terminal a summary fits
-HTML_STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1400px} "
+HTML_STYLE = ("body{font-family:sans-serif;margin:2em;max-width:1400px} summary{cursor:pointer;margin:0.5em 0} "
               "table{border-collapse:collapse;margin-bottom:2em;max-width:100%} "
               "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right;overflow-wrap:anywhere} "
               "caption{text-align:left;padding:4px 0} li{margin:0.3em 0} img{max-width:100%}")
@@ -60,8 +61,8 @@ def _html_table(table) -> str:
     return text.replace("<table>", f"<table><caption>{html.escape(caption)}</caption>", 1)
 
 
-def to_html(opening, found, plots, out_dir) -> str:
-    """One self-contained page (plots inlined), findings first."""
+def to_html(opening, found, plots, out_dir, detail=()) -> str:
+    """One self-contained page (plots inlined), findings first, every case's own rows folded at the end."""
     lines, family_table = opening
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>cnnbench report</title><style>{HTML_STYLE}"
              "</style></head><body><h1>cnnbench report</h1><h2>Findings</h2><ul>"]
@@ -78,6 +79,10 @@ def to_html(opening, found, plots, out_dir) -> str:
                      f"<figcaption>{html.escape(title)}</figcaption></figure>")
     parts.append("<h2>Tables</h2>")
     parts.extend(_html_table(table) for table in found)
+    if detail:
+        parts.append("<h2>Every case</h2>")
+        parts.extend(f"<details><summary>{html.escape(table[0])}</summary>{_html_table(table)}</details>"
+                     for table in detail)
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -107,7 +112,7 @@ def summary(runs, written, merged_note: str | None = None) -> str:
     reasons = Counter(skip.get("reason", MISSING) for r in runs for skip in r.skipped)
     if reasons:
         lines.append("skipped: " + "; ".join(f"{n} {reason}" for reason, n in reasons.most_common())
-                     + " (the report's last table lists them)")
+                     + " (the report's last table counts them by reason)")
     for r in runs:
         if r.incomplete:
             lines.append(f"{r.name}: {completeness(r)}; `pytest bench/ --resume {r.name}` measures the rest")
@@ -119,7 +124,7 @@ def summary(runs, written, merged_note: str | None = None) -> str:
 
 
 def write_report(runs, out_dir: str, formats, with_plots: bool = True, merged_note: str | None = None) -> list[str]:
-    found, opening = tables(runs), findings(runs, merged_note)
+    (found, detail), opening = tables(runs), findings(runs, merged_note)
     written, plots = [], []
     if with_plots and ("md" in formats or "html" in formats):
         from .plots import write_plots
@@ -127,7 +132,7 @@ def write_report(runs, out_dir: str, formats, with_plots: bool = True, merged_no
         written.extend(os.path.join(out_dir, p) for _, p in plots)
     outputs = {"md": ("report.md", lambda: to_markdown(opening, found, plots)),
                "csv": ("report.csv", lambda: to_csv([c for r in runs for c in (*r.cases, *r.scaled)])),
-               "html": ("report.html", lambda: to_html(opening, found, plots, out_dir))}
+               "html": ("report.html", lambda: to_html(opening, found, plots, out_dir, detail))}
     for fmt in formats:
         name, render = outputs[fmt]
         atomic_write(os.path.join(out_dir, name), render())

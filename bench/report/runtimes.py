@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 
 from models.registry import natural_key
 
+from .cells import ratio_cell
 from .noise import PAIRED_INTERVAL
 from .select import KERAS, Pair, judged, runtime_of, twins
 
@@ -40,14 +41,9 @@ def _ms(case) -> str:
     return f"{case['latency_p50_ms']:.3g}" + (f" ±{error * 100:.0f}%" if error is not None else "")
 
 
-def _ratio(pair: Pair) -> str:
-    interval = f" ±{pair.half95 * 100:.0f}%" if pair.half95 < 10 else ""
-    return f"{pair.ratio:.2f}x{interval}{'' if pair.paired else '†'}"
-
-
 def runtime_table(view):
     rows = [(view.label(p.new), p.new["batch_size"], p.new["runtime_label"], _precision(p.new), _ms(p.base),
-             _ms(p.new), _ratio(p), p.word) for p in runtime_pairs(view.runs)]
+             _ms(p.new), ratio_cell(p), p.word) for p in runtime_pairs(view.runs)]
     return ("What each runtime buys over TensorFlow: median latency per step (ms, ± its 95% interval) of the model "
             "exported by Keras and served by the runtime, against TensorFlow's own step (float32, XLA off); the ratio "
             f"is throughput over TensorFlow's, ± its 95% interval, {PAIRED_INTERVAL} (†: unpaired); the verdict is at "
@@ -76,7 +72,7 @@ def fastest(view):
         lead = ("-" if runner is None else
                 f"clear over {_name(runner.new)} ({runner.ratio:.2f}x)" if best.low > runner.high else
                 f"within noise of {_name(runner.new)} ({runner.ratio:.2f}x)")
-        rows.append((label, f"{_name(best.new)} ({_ms(best.new)} ms)", _ratio(best), lead))
+        rows.append((label, f"{_name(best.new)} ({_ms(best.new)} ms)", ratio_cell(best), lead))
     return ("The fastest runtime per model at batch 1 (inference): its median latency and its throughput over "
             "TensorFlow's (float32, XLA off), and whether it leads the runner-up beyond the noise (99%); exports whose "
             f"output is far from Keras's (max relative error {ASTRAY:g} or more) do not compete",

@@ -1,7 +1,6 @@
 """The report's tables, each (caption, headers, rows) of text, formatted from what bench.report.select chose."""
 from __future__ import annotations
 
-import math
 import statistics
 from collections import defaultdict
 
@@ -9,12 +8,12 @@ from models.registry import natural_key, shape_text
 
 from ..core.records import PHASES
 from ..core.stats import PERCENTILE_MIN_SAMPLES
-from . import runtimes, select, serving
+from . import grids, runtimes, select, serving
+from .cells import MISSING, mfu, num, pm, ratio_cell, si
 from .noise import PAIRED_INTERVAL, band_text
 from .runs import backend_of
 from .select import KERAS, runtime_of
 
-MISSING = "-"
 TIME_LABELS = {"timed": "timed rounds", "first_call": "first calls", "build": "building", "pilot": "pilots",
                "export": "exports", "trace": "traces", "probes": "probes",
                "workers": "worker processes", "other": "other"}
@@ -25,37 +24,11 @@ PASSES_NOTE = ("; a case timed in several passes has the geometric mean of its p
 OP_NAME_WIDTH, OP_TYPE_WIDTH = 40, 26  # XLA clusters and fused ops have names of 100 characters and more
 
 
-def num(value, fmt: str) -> str:
-    return MISSING if value is None else format(value, fmt)
-
-
-def pm(error) -> str:
-    """A median's 95% interval as +-x%; '+-?' where the case had too few rounds to know it."""
-    return f"±{error * 100:.1f}%" if error is not None else "±?"
-
-
-def _mfu(mfu) -> str:
-    """Above 100% the ceiling, not the model, is wrong: a probe read low."""
-    if mfu is None:
-        return MISSING
-    return f"{mfu * 100:.1f}" if mfu <= 1 else "over the ceiling: it read low"
-
-
 def _overhead(info) -> str:
     """Step time added by the harness, from the median paired ratio of harness and bare calls."""
     if not info or not info.get("throughput_ratio"):
         return MISSING
     return f"{(1 / info['throughput_ratio'] - 1) * 100:+.1f}% ({info.get('overhead_pairs', '?')} pairs)"
-
-
-def si(value) -> str:
-    """A count in the unit that fits it: 416.5 M, 15.47 G (a fixed GMACs column showed LeNet-5 as 0.000)."""
-    if value is None:
-        return MISSING
-    for factor, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= factor:
-            return f"{value / factor:.4g} {unit}"
-    return f"{value:.4g}"
 
 
 def completeness(run) -> str:
@@ -245,11 +218,6 @@ def speed(view):
 RATIO_NOTE = f"; ± its 95% interval: {PAIRED_INTERVAL}, or, marked †, unpaired, from the two cases' own figures"
 
 
-def ratio_cell(pair) -> str:
-    interval = f" ±{pair.half95 * 100:.0f}%" if math.isfinite(pair.half95) else ""
-    return f"{pair.ratio:.2f}x{interval}{'' if pair.paired else '†'}"
-
-
 def _ratio_table(view, caption, vary, base_value, new_value):
     """Throughput of `new_value` over `base_value` of one setting, the other settings held, pairs within a run."""
     rows = defaultdict(dict)
@@ -286,7 +254,7 @@ def efficiency(view):
         where = c["precision"] if runtime_of(c) == KERAS else f"{c['runtime_label']}, {c['precision']}"
         rows.append((view.label(c), c["mode"], where, _on_off(c["xla"]) if runtime_of(c) == KERAS else MISSING,
                      batch,
-                     num(c["achieved_tflops"], ".3f"), _mfu(c["mfu"]), num(c["compile_s"], ".2f"),
+                     num(c["achieved_tflops"], ".3f"), mfu(c["mfu"]), num(c["compile_s"], ".2f"),
                      memory + (f" ({c['peak_memory_note']})" if c.get("peak_memory_note") else "")))
     return ("Efficiency at each setting's largest batch (the batch column says when a model's is smaller, and "
             "why): achieved TFLOP/s, MFU (% of the measured ceiling), first-call time (trace + compile, s) and "
@@ -372,11 +340,14 @@ def skipped(view):
             ("run", "case", "reason"), rows)
 
 
-def tables(runs) -> list[tuple]:
-    """Every table with rows, in the report's order."""
+def tables(runs) -> tuple[list[tuple], list[tuple]]:
+    """(the tables a person reads, one row per model and a column per setting; every case's own rows, which
+    report.html shows folded), each with rows, in the report's order."""
     view = select.View(runs)
-    found = [machine(view), precisions(view), time_spent(view), priority(view), precision_of_medians(view), cost(view),
-             estimates(view), *speed(view), xla(view), *precision(view), *runtimes.tables(view), *serving.tables(view),
-             *backends(view), efficiency(view), scaling(view),
-             cost_example(view), top_ops(view), skipped(view)]
-    return [table for table in found if table[2]]
+    main = [machine(view), precisions(view), time_spent(view), priority(view), precision_of_medians(view),
+            estimates(view), grids.cost(view), *grids.throughput(view), *grids.settings(view), grids.deployment(view),
+            *serving.tables(view), *backends(view), scaling(view), cost_example(view), grids.where_time_goes(view),
+            grids.skipped(view)]
+    detail = [cost(view), *speed(view), xla(view), *precision(view), *runtimes.tables(view), efficiency(view),
+              top_ops(view), skipped(view)]
+    return [table for table in main if table[2]], [table for table in detail if table[2]]
