@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.engines import start
+from bench.engines import environment
 
-start()  # as in bench/: the same environment, allocator statistics on the CPU
+environment()  # as in bench/: allocator statistics on the CPU; Keras starts in the tests that import it
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE_MODELS = "lenet5,conv5x5"

@@ -8,6 +8,8 @@ import sys
 import pytest
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # every test here starts TensorFlow processes
+
 
 def test_saved_params_are_the_case_and_its_fields_in_plain_json(smoke_run):
     run, _ = smoke_run

@@ -16,6 +16,8 @@ from bench.report.runs import load_run
 from bench.report.select import View
 from bench.report.tables import scaling
 
+pytestmark = pytest.mark.slow  # every test here starts TensorFlow processes
+
 ARGS = ("--models", "resnet20", "--mode", "train", "--precision", "float32", "--case-seconds", "0.5")
 TIMEOUT_S = 30
 

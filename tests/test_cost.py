@@ -126,6 +126,7 @@ def test_describe_layers_table_and_input_shape(capsys):
     (["lenet5", "--input-shape", "32,32"], "--input-shape must be three positive integers"),
     (["lenet5", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
 ])
+@pytest.mark.slow
 def test_describe_bad_input_is_one_line_and_exit_2(argv, message):
     done = subprocess.run([sys.executable, "-m", "bench.describe", *argv], capture_output=True, text=True,
                           env=dict(os.environ, TF_ENABLE_ONEDNN_OPTS="1"))  # oneDNN's start-up line, as on AVX-512

@@ -2,6 +2,7 @@
 from `pytest bench/ --help`; every page is in the site's navigation."""
 import re
 
+import pytest
 import yaml
 from conftest import ROOT, run_bench
 
@@ -19,6 +20,7 @@ def test_the_readme_fits_a_page_and_its_first_commands_are_the_set_up_the_main_j
     assert "bench.export" not in first_block  # the exports are the main job's, not a set-up step
 
 
+@pytest.mark.slow
 def test_every_option_of_pytest_bench_is_on_the_options_page(tmp_path):
     done = run_bench("--help", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -123,6 +123,7 @@ def test_bad_options_are_rejected(options, message):
     (["--batch-sizes", "-1"], "positive integers"),
     (["--precision", "fp8"], "--precision takes"),
 ])
+@pytest.mark.slow
 def test_bad_options_stop_the_run_with_one_line(args, message, tmp_path):
     # oneDNN on, as on AVX-512 CPUs, adds TensorFlow's start-up line to the ones printed without a GPU driver
     done = run_bench(*args, "--no-trace", env=dict(os.environ, TF_ENABLE_ONEDNN_OPTS="1"), cwd=tmp_path)
@@ -131,6 +132,7 @@ def test_bad_options_stop_the_run_with_one_line(args, message, tmp_path):
     assert output.startswith("ERROR: ") and message in output
 
 
+@pytest.mark.slow
 def test_saved_json_of_a_real_run_holds_every_key(smoke_run, tmp_path):
     run, _ = smoke_run
     timed = [b for b in run["benchmarks"] if b["name"].startswith("test_case[")]
@@ -194,7 +196,7 @@ def test_the_next_model_frees_the_last_ones_training_step():
     weights = sum(v.numpy().nbytes for v in model.weights)
     del model, x, y
     cache.clear()
-    assert allocated() - before < weights / 4  # weights and momentum (7 MiB) stayed pinned before the fix
+    assert allocated() - before < weights / 4  # weights and momentum (7 MiB) would stay pinned by a kept step
 
 
 def test_a_cost_example_s_second_module_is_timed_beside_the_first_which_the_cache_keeps():
@@ -211,6 +213,22 @@ def test_a_cost_example_s_second_module_is_timed_beside_the_first_which_the_cach
     assert cache.built_step(("conv5x5", "keras", "float32", "infer", False)) is None
     assert cache.get("conv5x5_bottleneck", "float32", "small")[0] is not second
     cache.clear()
+
+
+@pytest.mark.slow
+def test_the_cost_example_s_modules_are_paired_though_their_outputs_differ(tmp_path):
+    """inception3a_naive's output has 416 channels, inception3a's 256: each step takes a batch of its own model's."""
+    done = run_bench("--models", "inception3a_naive,inception3a", "--input-size", "small", "--mode", "infer,train",
+                     "--batch-sizes", "1", "--xla", "off", "--precision", "float32", "--runtime", "keras",
+                     "--scenario", "steps", "--no-trace", "--case-seconds", "0.3",
+                     "--benchmark-json", str(tmp_path / "run.json"), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:]
+    infos = {b["extra_info"]["case"]: b["extra_info"] for b in json.loads((tmp_path / "run.json").read_text())
+             ["benchmarks"] if "case" in b["extra_info"]}
+    for mode in ("infer", "train"):
+        paired = infos[f"inception3a-{mode}-bs1-noxla-float32"]["paired"]
+        assert [p["against"] for p in paired] == [f"inception3a_naive-{mode}-bs1-noxla-float32"]
+        assert paired[0]["pairs"] >= 3 and paired[0]["ratio"] > 1  # the 1x1 reductions make it faster
 
 
 class FakeBenchmark:
@@ -431,9 +449,32 @@ def test_rounds_that_cannot_meet_the_target_stop_at_the_budget_and_say_so(benchm
     assert _stopped_by_its_word(rounds, benchmark) > 0.02
 
 
-def test_rounds_stop_once_the_median_is_known(benchmark):
-    rounds = timing.Rounds(_sleeper(0.002), (), Budget(min_rounds=5, max_seconds=60.0))
-    assert rounds.run(benchmark) == "precision" and len(rounds.own) < 1000  # long before the 60 s
+class ScriptedBenchmark:
+    """pytest-benchmark's pedantic rounds on a scripted clock: each round records what the step advanced it by."""
+
+    def __init__(self, clock):
+        self.clock, self.has_error = clock, False
+        self.stats = SimpleNamespace(stats=SimpleNamespace(data=[]))
+
+    def pedantic(self, target, args=(), setup=None, rounds=1, **_):
+        for _ in range(rounds):
+            if setup is not None:
+                setup()
+            started = self.clock.now
+            target(*args)
+            self.stats.stats.data.append(self.clock.now - started)
+
+
+def test_rounds_stop_once_the_median_is_known(monkeypatch):
+    import itertools
+    clock = SimpleNamespace(now=0.0)  # a step's seconds scripted: no sleep, and no loaded machine, can change them
+    monkeypatch.setattr(timing, "time", SimpleNamespace(perf_counter=lambda: clock.now))
+    durations = itertools.cycle((0.002, 0.00204, 0.00196))
+
+    def step():
+        clock.now += next(durations)
+    rounds, benchmark = timing.Rounds(step, (), Budget(min_rounds=5, max_seconds=60.0)), ScriptedBenchmark(clock)
+    assert rounds.run(benchmark) == "precision" and len(rounds.own) < 20  # ±2% of the median: a few rounds
     _stopped_by_its_word(rounds, benchmark)
 
 

@@ -24,3 +24,28 @@ def test_ruff_finds_nothing():
     done = subprocess.run([_tool("ruff"), "check", "--no-cache", "."], capture_output=True, text=True, cwd=ROOT,
                           timeout=300)
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+# What makes a test slow: it starts `pytest bench/` (run_bench, or a fixture of a real run), another TensorFlow
+# process, or LoadGen. The quick loop, `pytest -m "not slow"`, leaves them out; this keeps the marks true.
+SLOW_SIGNS = ("run_bench(", "subprocess.", "tensorboard_serves(", "loadgen", "killing_runtime")
+SLOW_FIXTURES = {"smoke_run", "runtime_runs", "jax_run", "cluster_run", "killed_run", "small_run"}
+QUICK_ANYWAY = {"test_house.py", "test_report.py", "test_report_browser.py"}  # their subprocesses start no TensorFlow
+
+
+def test_every_test_that_starts_tensorflow_processes_or_loadgen_is_marked_slow():
+    import ast
+
+    unmarked = []
+    for path in sorted(ROOT.glob("tests/test_*.py")):
+        source = path.read_text()
+        module_slow = "pytestmark = pytest.mark.slow" in source
+        for node in ast.parse(source).body:
+            if not (isinstance(node, ast.FunctionDef) and node.name.startswith("test_")):
+                continue
+            text = ast.get_source_segment(source, node)
+            marked = module_slow or any("mark.slow" in ast.unparse(d) for d in node.decorator_list)
+            slow = any(sign in text for sign in SLOW_SIGNS) or SLOW_FIXTURES & {a.arg for a in node.args.args}
+            if slow and not marked and path.name not in QUICK_ANYWAY:
+                unmarked.append(f"{path.name}::{node.name}")
+    assert not unmarked, unmarked

@@ -40,6 +40,7 @@ def jax_run(tmp_path_factory):
     return json.loads((out / "run.json").read_text()), out / "traces"
 
 
+@pytest.mark.slow
 def test_a_jax_run_measures_its_cases_and_says_why_xla_off_is_not(jax_run):
     run, _ = jax_run
     machine = run["machine_info"]["cnnbench"]
@@ -55,6 +56,7 @@ def test_a_jax_run_measures_its_cases_and_says_why_xla_off_is_not(jax_run):
     assert all("JAX has no XLA-off setting" in reason for reason in skipped.values())
 
 
+@pytest.mark.slow
 def test_a_jax_run_traces_each_step_where_tensorboard_reads_it(jax_run):
     run, traces = jax_run
     for bench in run["benchmarks"]:
@@ -73,6 +75,7 @@ def test_a_jax_run_traces_each_step_where_tensorboard_reads_it(jax_run):
     tensorboard_serves(traces, "resnet20-train-bs2-xla-float32")
 
 
+@pytest.mark.slow
 def test_loadgen_serves_the_jax_inference_step_compiled(jax_run):
     run, _ = jax_run
     served = {b["extra_info"]["case"]: b["extra_info"] for b in run["benchmarks"] if "serving" in b["extra_info"]}
@@ -100,6 +103,7 @@ print(engine.NAME, losses[0], losses[-1], max(float(np.abs(a - b).max()) for a, 
     assert name == "jax" and float(last) < 0.9 * float(first) and float(moved) == 0.0  # 2.19 -> 1.73 seen
 
 
+@pytest.mark.slow
 def test_the_cost_model_counts_the_same_on_both_backends(capsys):
     from bench.cost.describe import main as describe_main
 
@@ -118,6 +122,7 @@ def test_the_cost_model_counts_the_same_on_both_backends(capsys):
      "--replicas: scaling out runs on TensorFlow's tf.distribute, not on jax"),
     (["--backend", "torch"], "backend 'torch': cnnbench runs on tensorflow, jax"),
 ])
+@pytest.mark.slow
 def test_what_a_backend_cannot_do_is_one_line_before_anything_runs(args, message, tmp_path):
     done = run_bench(*args, "--models", "lenet5", "--no-trace", cwd=tmp_path)
     output = (done.stdout + done.stderr).strip()

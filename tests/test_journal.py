@@ -13,6 +13,8 @@ from conftest import ROOT
 from bench.core import journal
 from bench.report.__main__ import main as report_main
 
+pytestmark = pytest.mark.slow  # every test here starts TensorFlow processes
+
 CASES = 12  # 3 models x 2 batch sizes x 2 precisions, inference without XLA
 ARGS = ("--models", "lenet5,conv5x5,resnet20", "--mode", "infer", "--runtime", "keras", "--xla", "off",
         "--batch-sizes", "1,8", "--precision", "float32,mixed_bfloat16", "--input-size", "small",

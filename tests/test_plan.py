@@ -7,8 +7,8 @@ import models
 from bench.cost.facts import PATH, load, lookup
 from bench.measure import device, plan
 from bench.measure.device import Gpu
-from bench.measure.harness import make_planner
 from bench.measure.matrix import resolve
+from bench.measure.planning import make_planner
 
 ZEN3 = {"float32": 150e9, "mixed_float16": 148e9, "mixed_bfloat16": 152e9}  # AVX2: no gain (measured here)
 ZEN4 = {"float32": 218e9, "mixed_float16": 197e9, "mixed_bfloat16": 447e9}  # AVX512_BF16 (measured on a Zen 4)
@@ -172,7 +172,7 @@ def test_the_protected_tiers_keep_their_place_when_they_overrun(monkeypatch, off
 def test_the_saved_plan_lists_each_tier_s_cases_outside_and_the_budget_that_admits_it():
     from types import SimpleNamespace
 
-    from bench.measure.harness import plan_record
+    from bench.measure.planning import plan_record
 
     matrix, planner = planner_for(ZEN4, budget_minutes=20)
     chosen = planner.choose(now=0.0).cases

@@ -19,11 +19,12 @@ import pytest
 
 from bench.core.records import PHASES
 from bench.report.__main__ import main as report_main
-from bench.report.compare import compare, compare_ratios
+from bench.report.compare import compare, compare_ratios, ratio_rows
 from bench.report.noise import (
     FAST_STEP_DRIFT,
     STEP_DRIFT,
     Spread,
+    band_text,
     machine_shift,
     one_pass_drift,
     ratio_noise,
@@ -385,10 +386,11 @@ def _run_file(tmp_path, name, scale, drop=None):
 def test_compare_lists_every_case_and_fails_above_the_threshold(tmp_path, capsys):
     base = _run_file(tmp_path, "base", 1.0, drop="lenet5-infer-bs1-xla-float32")
     new = _run_file(tmp_path, "new", 0.5)
-    caption, _, rows, slower = compare(load_run(str(base)), load_run(str(new)))
-    verdicts = {row[0]: row[-1] for row in rows}
+    caption, rows, slower = compare(load_run(str(base)), load_run(str(new)))
+    verdicts = {row.case: row.verdict for row in rows}
     assert verdicts["lenet5-infer-bs1-xla-float32"] == "only in new"
     assert "slower" in verdicts.values() and "faster" not in verdicts.values() and len(rows) == len(_fixture_cases())
+    assert all(row.change == pytest.approx(-0.5) for row in rows if row.verdict == "slower")  # numbers, not text
     assert report_main(["--compare", str(base), str(new), "--out", str(tmp_path), "--fail-above", "40"]) == 1
     capsys.readouterr()
     assert report_main(["--compare", str(base), str(new), "--out", str(tmp_path), "--fail-above", "60"]) == 0
@@ -396,7 +398,7 @@ def test_compare_lists_every_case_and_fails_above_the_threshold(tmp_path, capsys
     assert "-50.0" in table and len(table.splitlines()) == len(rows) + 4  # caption, blank, headers, rule
     assert "(base: between the run's passes (one process): steps under 10 ms" in table
     assert "; new: between the run's passes (one process): steps under 10 ms" in table
-    same, _, _, _ = compare(load_run(str(new)), load_run(str(_run_file(tmp_path, "again", 0.5))))
+    same, _, _ = compare(load_run(str(new)), load_run(str(_run_file(tmp_path, "again", 0.5))))
     assert same.count("between the run's passes") == 1 and "(both runs: between the run's passes" in same
     # the terminal: counts, the largest changes and where the table went; not the table
     printed = capsys.readouterr().out
@@ -611,14 +613,14 @@ def test_compare_says_which_paired_ratios_moved_between_runs(tmp_path, capsys):
     base = _paired_run(tmp_path, "base", [[1.0, 1.02] * 15] * 3)
     again = _paired_run(tmp_path, "again", [[1.01, 1.03] * 15] * 3)
     moved = _paired_run(tmp_path, "moved", [[1.3, 1.32] * 15] * 3)
-    _, _, rows, agreed = compare_ratios(load_run(str(base)), load_run(str(again)))
+    _, rows = compare_ratios(load_run(str(base)), load_run(str(again)))
     assert [row[:2] for row in rows] == [("lenet5-infer-bs1-xla-float32", "lenet5-infer-bs1-noxla-float32")]
-    assert agreed == 1 and rows[0][-1] == "agrees"
-    _, _, rows, agreed = compare_ratios(load_run(str(base)), load_run(str(moved)))
-    assert agreed == 0 and rows[0][-1] == "moved" and rows[0][4] == "+29.7"
+    assert rows[0].agrees
+    _, rows = compare_ratios(load_run(str(base)), load_run(str(moved)))
+    assert not rows[0].agrees and ratio_rows(rows)[0][-3:] == ("+29.7", band_text(rows[0].band), "moved")
     assert report_main(["--compare", str(base), str(moved), "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out.replace("\n  ", " ").splitlines()
     assert out[-2] == ("paired ratios in both runs: 1, 0 (0%) agree within their 95% intervals; moved most: "
-                       f"lenet5-infer-bs1-xla-float32 +29.7% (band {rows[0][5]})")
+                       f"lenet5-infer-bs1-xla-float32 +29.7% (band {band_text(rows[0].band)})")
     assert "| lenet5-infer-bs1-xla-float32 | lenet5-infer-bs1-noxla-float32 | 1.010 | 1.310 | +29.7" in re.sub(
         " +", " ", (tmp_path / "compare.md").read_text())

@@ -15,8 +15,9 @@ import models
 from bench.engines import runtimes
 from bench.engines.runtimes import exports
 from bench.measure import plan
-from bench.measure.harness import RUNTIME_ON_JAX, Harness, make_planner, reference_twins, unsupported
+from bench.measure.harness import RUNTIME_ON_JAX, Harness, reference_twins, unsupported
 from bench.measure.matrix import Case, Matrix, resolve
+from bench.measure.planning import make_planner
 from bench.measure.timing import Budget
 from bench.report.render import md_table
 from bench.report.runs import load_run
@@ -83,6 +84,7 @@ def test_an_export_is_made_once_for_its_versions_and_never_left_half_made(lenet5
     assert sorted(os.listdir(tmp_path)) == [os.path.basename(os.path.dirname(first.path))]
 
 
+@pytest.mark.slow
 def test_a_converter_that_kills_itself_costs_its_case_with_the_reason_and_the_run_goes_on(tmp_path, monkeypatch):
     """The export runs in a child process: its converter's SIGKILL (what the kernel does to a process out of memory)
     ends the child, not the run, which skips the case with the reason and skips its other cases at once."""
@@ -149,6 +151,7 @@ def _infos(run):
     return {b["extra_info"]["case"]: b["extra_info"] for b in run["benchmarks"] if "case" in b["extra_info"]}
 
 
+@pytest.mark.slow
 def test_a_run_measures_each_runtime_beside_tensorflow_and_records_what_it_ran(runtime_runs):
     (first, second), out = runtime_runs
     infos = _infos(first)
@@ -178,6 +181,7 @@ def test_a_run_measures_each_runtime_beside_tensorflow_and_records_what_it_ran(r
             assert info["export"]["cached"] and info["time_s"].get("export", 0) < 1.0, (case, info["time_s"])
 
 
+@pytest.mark.slow
 def test_the_report_shows_what_each_runtime_buys_with_exports_and_fidelity(runtime_runs, tmp_path):
     import subprocess
     import sys
@@ -322,6 +326,7 @@ def test_exports_made_ahead_are_the_ones_a_run_finds_and_a_failure_does_not_stop
     (["--precision", "fp16"], "--precision: unknown 'fp16' (choose from float32, int8)"),
     (["nosuch"], "unknown model 'nosuch'; see `python -m models`"),
 ])
+@pytest.mark.slow
 def test_bad_input_to_the_export_command_is_one_line(argv, message, tmp_path):
     import subprocess
     import sys

@@ -118,6 +118,7 @@ print(moved, apart)
 """
 
 
+@pytest.mark.slow
 def test_two_replicas_of_the_same_batch_take_one_replicas_step():
     """The per-replica loss is divided by the replicas and the optimizer sums their gradients: two replicas that
     see the same batch must move the weights exactly as one replica on it does."""
@@ -129,6 +130,7 @@ def test_two_replicas_of_the_same_batch_take_one_replicas_step():
     assert apart < moved * 1e-3
 
 
+@pytest.mark.slow
 def test_replicas_run_records_both_cases_with_their_efficiency(tmp_path):
     done = run_bench("--models", "resnet20", "--mode", "train", "--replicas", "1,2", "--precision", "float32",
                      "--batch-sizes", "8", "--case-seconds", "0.5", "--no-trace", "--benchmark-autosave",

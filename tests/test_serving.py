@@ -14,8 +14,8 @@ import pytest
 from conftest import run_bench
 
 from bench.measure import plan, serving
-from bench.measure.harness import make_planner
 from bench.measure.matrix import Case, resolve
+from bench.measure.planning import make_planner
 
 
 def test_padded_batch_sizes_are_powers_of_two_up_to_the_largest():
@@ -72,6 +72,7 @@ def test_an_inference_error_is_raised_after_every_query_is_answered():
     assert isinstance(batcher.error, MemoryError) and sorted(lg.completed) == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_loadgen_s_verdict_and_its_reasons_in_one_line():
     assert serving.invalid_reason({"result_validity": "VALID"}) is None
     detail = {"result_validity": "INVALID", "result_perf_constraints_met": False, "result_min_duration_met": True,
@@ -84,6 +85,7 @@ def test_loadgen_s_verdict_and_its_reasons_in_one_line():
         "min duration not met")
 
 
+@pytest.mark.slow
 def test_a_run_short_only_of_early_stopping_s_queries_says_how_many_it_wanted():
     short = {"result_validity": "INVALID", "result_perf_constraints_met": True, "result_min_duration_met": True,
              "result_min_queries_met": True, "early_stopping_met": False, "result_invalid_reason": "",
@@ -106,6 +108,7 @@ class ScriptedServer(serving.LoadGen):
         return self.answer(qps, search, min_queries)
 
 
+@pytest.mark.slow
 def test_a_confirming_trial_short_of_queries_runs_again_at_its_rate_with_what_loadgen_asked_for():
     def answer(qps, search, min_queries):
         if search:  # every rate up to 100 queries/s is within the bound in a short trial
@@ -131,6 +134,7 @@ def _sleeper(seconds):
     return infer
 
 
+@pytest.mark.slow
 def test_loadgen_runs_each_scenario_keeps_its_logs_and_a_server_rate_is_confirmed_valid(tmp_path):
     loadgen = serving.LoadGen(_sleeper(0.001), (4,), 8, "quick", str(tmp_path), "toy")
     single = loadgen.single_stream(0.001)
@@ -140,15 +144,14 @@ def test_loadgen_runs_each_scenario_keeps_its_logs_and_a_server_rate_is_confirme
     offline = loadgen.offline(8 / 0.001)
     assert offline.figures["samples_per_s"] > 0 and "8" in offline.batches
 
-    bound = 0.05
+    # a scripted server of 1 ms a query under a bound of 100 ms: some rate is servable, on a loaded machine too
+    bound = 0.1
     best, trials = loadgen.find_rate(bound, offline.figures["samples_per_s"] or 1.0)
     assert trials and all(t.target_qps > 0 and t.log_dir and os.path.isdir(t.log_dir) for t in trials)
     confirming = [t for t in trials if t.figures["queries"] >= serving.QUICK["server"]["min_query_count"]]
-    if best is not None:  # the best is a rate LoadGen judged VALID, p99 within the bound
-        assert best.valid and best.figures["p99_ms"] <= bound * 1e3 and best in confirming
-        assert best.target_qps <= max(t.target_qps for t in trials)
-    else:  # else none was: each confirming trial says why
-        assert all(not t.valid and t.reason for t in confirming)
+    assert best is not None and best.valid and best.figures["p99_ms"] <= bound * 1e3 and best in confirming
+    assert best.target_qps <= max(t.target_qps for t in trials)
+    assert all(not t.valid and t.reason for t in confirming if t is not best and t.target_qps > best.target_qps)
 
 
 def test_scenario_cases_come_after_a_model_s_steps_and_are_planned(tmp_path):
@@ -189,6 +192,7 @@ def test_bad_serving_options_are_one_line(options, message):
         resolve({"models": "lenet5", **options}, gpu=None)
 
 
+@pytest.mark.slow
 def test_lenet5_served_in_each_scenario_with_loadgen_s_logs_and_the_report(tmp_path):
     done = run_bench("--models", "lenet5", "--runtime", "keras", "--mode", "infer", "--batch-sizes", "1",
                      "--scenario", "steps,single-stream,server,offline", "--xla", "off", "--case-seconds", "0.5",

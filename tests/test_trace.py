@@ -9,6 +9,8 @@ from bench.engines.tensorflow_engine import inference_step, synthetic_batch
 from bench.measure.matrix import Case
 from bench.measure.trace import Tracer
 
+pytestmark = pytest.mark.slow  # every test here starts TensorFlow processes
+
 
 def test_each_model_mode_and_runtime_has_a_trace_at_its_first_case_with_its_top_operations(smoke_run):
     run, traces = smoke_run

@@ -7,7 +7,7 @@ from bench.plugin import workers
 def _measured(test_id, median_s, seconds, twins=(), model="m", xla=False, pass_index=1):
     case = SimpleNamespace(test_id=test_id, model=model, runtime="keras", precision="float32", xla=xla,
                            pass_index=pass_index)
-    return SimpleNamespace(case=case, twins=tuple(twins), median_s=median_s, seconds=seconds)
+    return SimpleNamespace(case=case, twin_ids=tuple(twins), median_s=median_s, seconds=seconds)
 
 
 def _run():

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 
 
 def atomic_write(path: str, data: bytes | str) -> None:
@@ -17,3 +19,23 @@ def atomic_write(path: str, data: bytes | str) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _replace(staging: str, final: str) -> None:
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(staging, final)
+
+
+@contextmanager
+def staged_folder(final: str, staging: str, place=_replace):
+    """A folder written at `staging` and moved to `final` by `place` (replacing it) when the block ends without an
+    error: a run cut off or failing mid-write leaves `final` as it was, and the staging folder is removed either way.
+    The traces, LoadGen's logs and the export cache are written so."""
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    try:
+        yield staging
+        os.makedirs(os.path.dirname(final) or ".", exist_ok=True)
+        place(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -7,7 +7,11 @@ SCHEMA_VERSION = 2  # 2: p90/p99 null below their sample counts; median_error
 CASE_FIELDS = ("model", "mode", "batch_size", "xla", "precision", "replicas", "workers", "runtime",
                "scenario")  # a case's axes
 # of the axes that older runs did not record
-FIELD_DEFAULTS = {"replicas": 1, "workers": 1, "runtime": "keras", "scenario": "steps"}
+KERAS = "keras"  # the runtime of the Keras backend's own steps (TensorFlow, or JAX); the others are deployment runtimes
+STEPS = "steps"  # the suite's own measurement, steps of a batch back to back; the others are LoadGen's scenarios
+SCENARIOS = ("single-stream", "server", "offline")
+MIB = 2 ** 20
+FIELD_DEFAULTS = {"replicas": 1, "workers": 1, "runtime": KERAS, "scenario": STEPS}
 MODES = {"infer": "inference", "train": "training"}
 # Where a session's time goes (`time_s` of the saved run): "first_call" is tracing, graph optimisation, any XLA
 # compile and the first run of a step; "timed" the rounds the figures come from; "probes" the ceilings and the speed

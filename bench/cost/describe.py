@@ -7,12 +7,12 @@ import sys
 from models.registry import shape_text
 
 from ..core.cli import ArgumentParser, UsageError, parse_shape
+from ..core.records import MIB
 from ..engines import start
 
 SUMMARY_HEADERS = ("model", "input", "params", "trainable", "MACs", "FLOPs", "training FLOPs",
                    "activations (MiB/sample)", "weights (MiB)")
 LAYER_HEADERS = ("layer", "type", "output", "params", "trainable", "MACs", "FLOPs", "activations (bytes)")
-MIB = 2 ** 20
 
 
 def summary_row(cost) -> tuple:

@@ -34,16 +34,22 @@ def check_backend(name: str) -> str:
     return name
 
 
+def environment(backend: str | None = None) -> str:
+    """The environment Keras and TensorFlow must find when they are first imported, set without importing them; the
+    backend asked for. Raises UsageError for a backend cnnbench does not run."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")  # allocator statistics (peak memory) on the CPU too
+    try:
+        return check_backend(backend or os.environ.get(BACKEND_VARIABLE) or "tensorflow")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
 def start(backend: str | None = None) -> None:
     """Import Keras on its backend (`backend`, else KERAS_BACKEND, else TensorFlow) and find the devices, with the
     backend's C++ start-up lines held back (models.quiet). Raises UsageError for a backend cnnbench does not run,
     or another than the one Keras already runs."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")  # allocator statistics (peak memory) on the CPU too
-    try:
-        wanted = check_backend(backend or os.environ.get(BACKEND_VARIABLE) or "tensorflow")
-    except ValueError as err:
-        raise UsageError(str(err)) from None
+    wanted = environment(backend)
     if "keras" in sys.modules:
         running = sys.modules["keras"].backend.backend()
         if running != wanted:

@@ -116,6 +116,12 @@ class Scale:
             return self._mirrored[case.replicas]
         return None
 
+    def agree_on(self, items: tuple, chosen) -> tuple:
+        """The chief's choice among `items` (those in `chosen`, in their order), on every worker of a cluster: sent as
+        one integer, a bit an item, by `agree`."""
+        bits = self.agree(sum(1 << i for i, item in enumerate(items) if item in chosen))
+        return tuple(item for i, item in enumerate(items) if bits >> i & 1)
+
     def agree(self, value: int) -> int:
         """The chief's value, on every worker of a cluster; `value` itself elsewhere.
 

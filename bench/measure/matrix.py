@@ -6,15 +6,13 @@ from dataclasses import dataclass, field, replace
 
 from models.registry import COST_PARTNER, INPUT_SIZES
 
-from ..core.records import MODES
+from ..core.records import MODES, SCENARIOS, STEPS
 from ..engines.runtimes import KERAS, RUNTIMES
 from ..engines.runtimes import PRECISIONS as RUNTIME_PRECISIONS
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")  # of the Keras backend's own steps
 XLA_VALUES = {"on": True, "off": False}
 RUNTIME_CHOICES = (KERAS, *RUNTIMES)
-STEPS = "steps"  # the suite's own measurement; the others are LoadGen's serving scenarios (bench.measure.serving)
-SCENARIOS = ("single-stream", "server", "offline")
 SCENARIO_CHOICES = (STEPS, *SCENARIOS)
 LOADGEN_RULES = ("quick", "mlperf")
 SERVING_MAX_BATCH = 8  # the largest batch the serving queue forms (Server, Offline)
@@ -217,24 +215,8 @@ def parse_choice(text: str, option: str, choices) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def resolve(options: dict, gpu, xla_settings=(False, True), installed_runtimes=(), default_runtimes=()) -> Matrix:
-    """The matrix for these options (None where not given) on this device (`gpu` is falsy on a CPU), for an engine
-    with these XLA settings. On an engine that always compiles (JAX) every batch size of a mode is measured with
-    XLA; its XLA-off cases are in the matrix only when `--xla` names them, and are skipped with the reason.
-    The default run on a CPU adds `default_runtimes` (the deployment runtimes installed, on TensorFlow); `--runtime`
-    names them, and naming one not in `installed_runtimes` is an error.
-
-    Raises ValueError with a one-line message for bad input.
-    """
-    import models
-
-    preset = options.get("preset") or "default"
-    if preset not in PRESETS:
-        raise ValueError(f"--bench-preset takes {', '.join(PRESETS)}; got {preset!r}")
-    matrix = PRESETS[preset](gpu)
-    if options.get("models"):
-        matrix = replace(matrix, models=tuple(_split(options["models"], "--models")))
-    matrix = replace(matrix, models=tuple(models.select(matrix.models)))
+def _steps(matrix: Matrix, options: dict, xla_settings) -> Matrix:
+    """The modes, XLA settings and batch sizes (an engine that always compiles has XLA at every batch size)."""
     if options.get("mode"):
         modes = parse_choice(options["mode"], "--mode", MODES)
         matrix = replace(matrix, grid={mode: matrix.grid[mode] for mode in modes if mode in matrix.grid})
@@ -245,21 +227,22 @@ def resolve(options: dict, gpu, xla_settings=(False, True), installed_runtimes=(
         matrix = replace(matrix, grid=grid(every_size, xla))
     if options.get("batch_sizes"):
         sizes = parse_counts(options["batch_sizes"], "--batch-sizes")
-        matrix = replace(matrix, grid={mode: dict.fromkeys(settings, sizes) for mode, settings in matrix.grid.items()})
+        matrix = replace(matrix, grid={mode: dict.fromkeys(settings, sizes) for mode, settings in matrix.grid.items()},
+                         runtime_batches=None)
     if False not in xla_settings and not options.get("xla"):
         matrix = replace(matrix, grid={mode: {True: tuple(sorted({b for sizes in settings.values() for b in sizes}))}
                                        for mode, settings in matrix.grid.items()})
-    if preset == "default" and not gpu:
-        matrix = replace(matrix, runtimes=tuple(default_runtimes))
-    matrix = replace(matrix, serving_xla=False not in xla_settings)
+    return matrix
+
+
+def _engines(matrix: Matrix, options: dict, installed_runtimes) -> Matrix:
+    """The deployment runtimes and LoadGen's scenarios."""
     if options.get("runtime"):
         named = parse_choice(options["runtime"], "--runtime", RUNTIME_CHOICES)
         absent = [name for name in named if name != KERAS and name not in installed_runtimes]
         if absent:
             raise ValueError(f"--runtime {absent[0]}: not installed (the deploy extra: pip install -e '.[deploy]')")
         matrix = replace(matrix, keras=KERAS in named, runtimes=tuple(n for n in named if n != KERAS))
-    if options.get("batch_sizes"):
-        matrix = replace(matrix, runtime_batches=None)
     if options.get("scenario"):
         named = parse_choice(options["scenario"], "--scenario", SCENARIO_CHOICES)
         matrix = replace(matrix, steps=STEPS in named, scenarios=tuple(s for s in SCENARIOS if s in named),
@@ -271,6 +254,11 @@ def resolve(options: dict, gpu, xla_settings=(False, True), installed_runtimes=(
     if options.get("loadgen_rules"):
         matrix = replace(matrix, loadgen_rules=parse_choice(options["loadgen_rules"], "--loadgen-rules",
                                                             LOADGEN_RULES)[0])
+    return matrix
+
+
+def _settings(matrix: Matrix, options: dict) -> Matrix:
+    """Precisions, scale, input size and the numeric options."""
     if options.get("precision"):
         named = parse_choice(options["precision"], "--precision", (*PRECISIONS, "int8"))
         matrix = replace(matrix, precisions=tuple(p for p in named if p in PRECISIONS), explicit_precisions=True,
@@ -290,8 +278,32 @@ def resolve(options: dict, gpu, xla_settings=(False, True), installed_runtimes=(
             if not valid(value):
                 raise ValueError(f"--{dest.replace('_', '-')} must be {wanted}, got {value}")
             matrix = replace(matrix, **{dest: value})
-    if matrix.time_budget == 0:
-        matrix = replace(matrix, time_budget=None)
+    return replace(matrix, time_budget=matrix.time_budget or None)  # 0: no limit
+
+
+def resolve(options: dict, gpu, xla_settings=(False, True), installed_runtimes=(), default_runtimes=()) -> Matrix:
+    """The matrix for these options (None where not given) on this device (`gpu` is falsy on a CPU), for an engine
+    with these XLA settings. On an engine that always compiles (JAX) every batch size of a mode is measured with
+    XLA; its XLA-off cases are in the matrix only when `--xla` names them, and are skipped with the reason.
+    The default run on a CPU adds `default_runtimes` (the deployment runtimes installed, on TensorFlow); `--runtime`
+    names them, and naming one not in `installed_runtimes` is an error.
+
+    Raises ValueError with a one-line message for bad input.
+    """
+    import models
+
+    preset = options.get("preset") or "default"
+    if preset not in PRESETS:
+        raise ValueError(f"--bench-preset takes {', '.join(PRESETS)}; got {preset!r}")
+    matrix = PRESETS[preset](gpu)
+    if options.get("models"):
+        matrix = replace(matrix, models=tuple(_split(options["models"], "--models")))
+    matrix = replace(matrix, models=tuple(models.select(matrix.models)))
+    matrix = _steps(matrix, options, xla_settings)
+    if preset == "default" and not gpu:
+        matrix = replace(matrix, runtimes=tuple(default_runtimes))
+    matrix = _engines(replace(matrix, serving_xla=False not in xla_settings), options, installed_runtimes)
+    matrix = _settings(matrix, options)
     if not matrix.cases():
         raise ValueError("the options select no case")
     return matrix

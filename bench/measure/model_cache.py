@@ -41,6 +41,10 @@ class ModelCache:
             self._models[where, precision] = (model, model_cost(model))
         return self._models[where, precision]
 
+    def built_model(self, name: str, precision: str, input_size: str, strategy=None) -> keras.Model:
+        """A model already built and kept (a cost example's first module, beside the second): nothing is freed."""
+        return self._models[(name, input_size, id(strategy)), precision][0]
+
     def step(self, key, make):
         """(step, whether it is new): one traced step per key, for every batch size of the built model."""
         if key in self._steps:

@@ -19,15 +19,6 @@ from .timing import PILOT_SLOW_S
 from .trace import trace_group
 
 OUTSIDE = "outside the time budget"
-# A worker process that times a sample of the run's comparisons again (bench.plugin.workers): pytest, Keras and
-# TensorFlow start in about 8 s on a 2-core Zen 4 (the ceilings are the run's, not probed again), and the sample is
-# chosen to fit the rest.
-WORKER_START_S, SPREAD_WORKER_S = 8.0, 30.0
-
-
-def spread_seconds(matrix) -> float:
-    """Seconds the run keeps for its spread workers at its end (none when every case runs in several processes)."""
-    return matrix.spread_workers * SPREAD_WORKER_S if matrix.processes == 1 else 0.0
 # The zoo's exports took 0.03 s (a module, ONNX int8) to 100 s (AlexNet, ONNX): a fresh machine's default run could
 # spend its budget exporting. Exports estimated longer than this, and not cached, come last in its priority: 10 s of
 # converting, and the process each export runs in (bench.engines.runtimes.exports.make_in_child), which started,
@@ -35,15 +26,14 @@ def spread_seconds(matrix) -> float:
 EXPORT_PROCESS_S = 6.0
 DEFERRED_EXPORT_S = 10.0 + EXPORT_PROCESS_S
 CORRECTION_LIMITS = (0.25, 4.0)  # how far measured times may scale the remaining estimates
-# The protected tiers (PRIORITY up to PROTECTED_TIERS) are planned at this many times their estimates while cases of
-# later tiers are admitted: visits run model by model, so later tiers of the first models are admitted before the
-# last models' protected cases run, and a Zen 3's first cases ran at 1.36x their estimate (median).
+# The protected tiers are planned at this many times their estimates while later tiers are admitted: visits run
+# model by model, and the first cases of a Zen 3 run took 1.36x their estimates (median).
 PROTECTED_MARGIN = 1.3
-# The correction starts as if this many seconds had run exactly as estimated: without it, the first case alone (its
-# model build and first call over- or underestimated) swung a Zen 4 run's time left from 19.7 to 9.0 min and back.
-# The prior fades as estimated seconds are spent, gone at CORRECTION_PRIOR_FADE_S: kept, it held the correction
-# below the measured ratio to the end (2.8x for a run whose cases all took 3x), and the last case overran.
+# The correction starts as if this many seconds had run as estimated, so that one case's error cannot swing the plan
+# (a first case alone moved a Zen 4 run's time left from 19.7 to 9.0 min); the prior fades, gone once this many
+# estimated seconds are spent, so that a run whose cases all take 3x is corrected by 3x before its end.
 CORRECTION_PRIOR_S, CORRECTION_PRIOR_FADE_S = 30.0, 300.0
+
 
 @dataclass(frozen=True)
 class Timings:
@@ -64,11 +54,9 @@ class Timings:
     trace_per_layer: dict
     case_fixed: float  # pytest, the speed probe beside the case, freeing tensors
     # The shares of a case's seconds its rounds take before they stop (bench.measure.timing.stop_targets), by whether
-    # it is timed beside twins and its step is under FAST_STEP_MS (whose wider targets stop it sooner): means over
-    # 279 cases of a Zen 4 default run, 0.02 and 0.5 alone, 0.35 and 0.85 beside twins, the last planned at 1.0 (its
-    # slow steps' rounds end after the seconds, and the next run's plan held within 2% of what it measured)
-    timed_share: dict = field(default_factory=lambda: {(False, True): 0.02, (False, False): 0.5,
-                                                       (True, True): 0.35, (True, False): 1.0})
+    # it is timed beside twins and its step is under FAST_STEP_MS: means over 255 cases of a Zen 4 default run
+    timed_share: dict = field(default_factory=lambda: {(False, True): 0.11, (False, False): 0.9,
+                                                       (True, True): 0.74, (True, False): 1.36})
     build_fixed: float = 0.0  # a model's build and cost count beyond its layers (1.1 s for LeNet-5 on a Zen 4)
     rebuild_share: float = 0.3  # a model built again in another precision (0.26 of its first build on a Zen 4)
     # deployment runtimes: their step against TensorFlow's, the session's making per layer, and an export's seconds
@@ -172,13 +160,12 @@ def estimate_serving(case: Case, facts: ModelFacts, ceiling: float, timings: Tim
 
 def estimate_case(case: Case, facts: ModelFacts, ceiling: float, timings: Timings, *, min_rounds: int,
                   case_seconds: float, passes: int, trace_steps=None, trace_every_case: bool = False,
-                  twins: int = 0, export_s: float = 0.0) -> CaseEstimate:
+                  twin_count: int = 0, export_s: float = 0.0) -> CaseEstimate:
     """First call, pilot, timed rounds, trace (`trace_steps(step seconds)` steps, when traced: with the first case
-    of its trace group, or every case) and fixed costs, as bench.measure.harness runs a case. A case timed beside its
-    reference twins (`twins` of them) is planned at its whole seconds: when its pairs are known within their targets
-    varies from case to case and run to run (LiteRT's cases in two Zen 3 main jobs: a median of 1.0 and of 0.13 of
-    their seconds, each run from 0.01 to 1), which no rule from the step alone foretold; measured times correct the
-    plan. Its pilot warms each twin with a step, and each of its rounds runs every twin's step too (about as long). A
+    of its trace group, or every case) and fixed costs, as bench.measure.harness runs a case. Its rounds take the
+    share of its seconds measured for its kind (Timings.timed_share: beside `twin_count` reference twins or alone, a
+    fast step or a slow one): when a case's intervals are known varies from case to case and run to run, and measured
+    times correct the plan. Its pilot warms each twin with a step, and its rounds run every twin's step too. A
     deployment runtime's step is new with its export (`export_s`, 0 when cached) and its session; its trace is a
     profile in a session of its own."""
     step = timings.step(case, facts, ceiling)
@@ -191,9 +178,9 @@ def estimate_case(case: Case, facts: ModelFacts, ceiling: float, timings: Timing
         new_step = tracing / 2 if case.xla else tracing
 
     budget = case_seconds / passes
-    share = timings.timed_share[bool(twins), step * 1e3 < FAST_STEP_MS]
-    timed = max(min_rounds * step * (1 + twins), share * budget + step / 2)
-    pilot = (step if step >= PILOT_SLOW_S else min(3 * step, max(step, budget / 4))) + twins * step
+    share = timings.timed_share[bool(twin_count), step * 1e3 < FAST_STEP_MS]
+    timed = max(min_rounds * step * (1 + twin_count), share * budget + step / 2)
+    pilot = (step if step >= PILOT_SLOW_S else min(3 * step, max(step, budget / 4))) + twin_count * step
     trace = 0.0
     if trace_steps is not None and case.runtime != KERAS:
         trace = tracing + trace_steps(step) * step

@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-STEPS = "steps"  # the suite's own measurement: steps of a fixed batch back to back
-SCENARIOS = ("single-stream", "server", "offline")
 RULES = ("quick", "mlperf")
 BATCH_TIMEOUT_S = 0.001  # how long a batch waits for more queries: short beside any model's step here
 SAMPLES = 64  # the QSL's synthetic samples, loaded before the test (LoadGen's performance sample count)
@@ -63,7 +61,7 @@ def probe(infer, samples: np.ndarray, batch: int, calls: int = 5) -> float:
     return float(np.median(times))
 
 
-def back_to_back(infer, samples: np.ndarray, calls: int = 64, seconds: float = 2.0) -> dict:
+def batch1_latency(infer, samples: np.ndarray, calls: int = 64, seconds: float = 2.0) -> dict:
     """The same inference at batch 1, called back to back without LoadGen or the queue (`calls`, or as many as
     `seconds` allow, 10 at least): what SingleStream adds to it is the query's way in and out."""
     times = []

@@ -127,7 +127,7 @@ class Rounds:
     step: object
     args: tuple
     budget: Budget
-    twins: dict = field(default_factory=dict)  # name -> (step, args)
+    twin_steps: dict = field(default_factory=dict)  # twin's name -> (its step, its args)
     seed: int = 0
     settle_s: float = SETTLE_S
     own: list = field(default_factory=list)  # seconds of the case's own calls, every round's
@@ -138,8 +138,8 @@ class Rounds:
     def run(self, benchmark) -> str:
         """The rounds, then why they stopped: 'precision' (every interval within its target), 'budget' (the seconds
         spent first) or 'min_rounds' (the floor of rounds outlasted the seconds)."""
-        rng, after, block_s = random.Random(self.seed), [], self.settle_s if self.twins else 0.0
-        self.twin_blocks = {name: [] for name in self.twins}
+        rng, after, block_s = random.Random(self.seed), [], self.settle_s if self.twin_steps else 0.0
+        self.twin_blocks = {name: [] for name in self.twin_steps}
         started, check_at, floor_outlasted = time.perf_counter(), self.budget.min_rounds, False
         round_started, last_round_s, block_spent = None, 0.0, 0.0
 
@@ -165,12 +165,12 @@ class Rounds:
                         raise EnoughRounds
                     floor_outlasted = True
             round_started = now
-            order = [None, *self.twins]  # None: the case's own block
+            order = [None, *self.twin_steps]  # None: the case's own block
             rng.shuffle(order)
             for name in order[:order.index(None)]:
                 self._time_twin(name)
             after = order[order.index(None) + 1:]
-            if self.twins:
+            if self.twin_steps:
                 back_to_back(self.step, self.args, self.settle_s, self.own[-1] if self.own else None)
             self.own_blocks.append([])
             block_spent = 0.0
@@ -193,7 +193,7 @@ class Rounds:
         return self.stop_reason
 
     def _time_twin(self, name: str) -> None:
-        step, args = self.twins[name]
+        step, args = self.twin_steps[name]
         blocks = self.twin_blocks[name]
         back_to_back(step, args, self.settle_s, blocks[-1][-1] if blocks else None)  # settled, untimed
         blocks.append(back_to_back(step, args, self.settle_s))

@@ -5,6 +5,7 @@ import os
 import shutil
 import warnings
 
+from ..core.files import staged_folder
 from ..engines import current as engine
 from ..engines.shared import TOP_OPS, top_ops, xplane_files
 
@@ -80,20 +81,12 @@ class Tracer:
     def _written(self, case, what: str, record) -> dict:
         """`record(staged folder) -> its figures`, written in the staging folder and moved into place when whole; a
         failure is a warning and a `trace_error`, never fatal."""
-        staged = os.path.join(self.staged_run, case.id)
         final = os.path.join(self.root, self.run_name, case.id)
+        place = {"place": self._place_worker_trace} if self.worker else {}
         try:
-            shutil.rmtree(staged, ignore_errors=True)
-            os.makedirs(staged)
-            found = record(staged)
-            os.makedirs(os.path.dirname(final), exist_ok=True)
-            if self.worker:
-                self._place_worker_trace(staged, final)
-            else:
-                shutil.rmtree(final, ignore_errors=True)
-                os.replace(staged, final)
+            with staged_folder(final, os.path.join(self.staged_run, case.id), **place) as staged:
+                found = record(staged)
         except Exception as err:  # noqa: BLE001  (any fault of a trace must not fail the measured case)
-            shutil.rmtree(staged, ignore_errors=True)
             message = f"{type(err).__name__}: {err}".splitlines()[0]
             warnings.warn(f"{case.id}: no {what} written ({message})", RuntimeWarning, stacklevel=3)
             return {"trace_dir": None, "trace_error": message, "top_ops": []}

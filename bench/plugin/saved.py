@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 from ..core.journal import count_finished
-from ..core.records import case_params, scaling
+from ..core.records import KERAS, case_params, scaling
 
 SCHEMA = 2
 
@@ -47,7 +47,7 @@ def update(session, output_json: dict) -> None:
                    "time_budget_minutes": matrix.time_budget, "passes": matrix.passes,
                    "latency_samples": matrix.latency_samples, "latency_seconds": matrix.latency_seconds,
                    "replicas": list(matrix.replicas), "workers": matrix.workers,
-                   "runtimes": ["keras"] * matrix.keras + list(matrix.runtimes),
+                   "runtimes": [KERAS] * matrix.keras + list(matrix.runtimes),
                    "runtime_precisions": list(matrix.runtime_precisions)},
     }
     if session.stopped:
@@ -58,7 +58,7 @@ def update(session, output_json: dict) -> None:
         suite["resumed"] = {"sessions": 1 + sum(r.get("kind") == "resume" for r in resumed.records),
                             "earlier_cases": len(resumed.benchmarks)}
     if harness:
-        from ..measure.harness import plan_record
+        from ..measure.planning import plan_record
         suite["plan"] = plan_record(harness)
         suite["time_s"] = time_breakdown(harness.clock.session, session.seconds())
 

@@ -87,7 +87,7 @@ class Session:
         """The session's harness, made on first need (the header, else collection): its ceilings, precisions and
         plan decide which cases the run parametrizes."""
         if self.harness is None:
-            from ..measure.harness import open_session
+            from ..measure.planning import open_session
 
             tracer = None
             if self.tracing:
@@ -100,6 +100,9 @@ class Session:
             self.harness = open_session(self.matrix, tracer=tracer, started=self.started, scale=self.scale,
                                         export_root=self.config.getoption("cnnbench_export_cache"),
                                         peaks=workers.worker_peaks())
+            seconds = workers.worker_seconds()
+            if seconds:
+                self.harness.deadline = self.started + seconds
             self.harness.serving_root = os.path.join(self.config.getoption("cnnbench_trace_dir"), self.run_name)
             self._open_journal()
         return self.harness
@@ -108,17 +111,18 @@ class Session:
         """At the session's end, before the save: with --processes N, every case it measured again in N-1 worker
         processes (each process the case's seconds: the ratios pooled over them are N times as firm); else its spread
         workers time a sample of its comparisons."""
+        from ..measure.planning import SPREAD_WORKER_S
+
         harness, matrix = self.harness, self.matrix
         if harness is None or self.stopped or self.scale.cluster is not None or workers.is_worker():
             return
         harness.peaks.bandwidth()  # measured once, here, for the workers to take as given
         if matrix.processes > 1:
-            count, override = matrix.processes - 1, {}
+            count, override, seconds = matrix.processes - 1, {}, None
             ids = [test_id for test_id, m in harness.measured.items() if m.median_s]
         else:
-            from ..measure.plan import SPREAD_WORKER_S  # each worker planned to its share: a late one cuts its sample
-            count = matrix.spread_workers
-            override = {"case_seconds": matrix.case_seconds, "passes": 1, "time_budget": SPREAD_WORKER_S / 60}
+            count, seconds = matrix.spread_workers, SPREAD_WORKER_S  # a worker running late skips the rest
+            override = {"case_seconds": matrix.case_seconds, "passes": 1}
             ids = workers.sample(harness.measured, workers.spread_seconds_each(count)) if count else []
         if not ids:
             return
@@ -126,7 +130,7 @@ class Session:
         with harness.clock("workers"):
             self.worker_benchmarks = workers.run_workers(
                 self.options, ids, count, harness.peaks.record(), sum(harness.measured[t].seconds for t in ids),
-                say, matrix.passes + 1, ("--export-cache", export_cache) if export_cache else (), **override)
+                say, matrix.passes + 1, ("--export-cache", export_cache) if export_cache else (), seconds, **override)
 
     def _open_journal(self) -> None:
         if self.is_worker:  # the chief's journal is the run's

@@ -16,9 +16,11 @@ import sys
 import tempfile
 from itertools import zip_longest
 
+from ..core.records import KERAS
 from .options import MATRIX_OPTIONS, NUMBER_HELP
 
-WORKER_ENV = "CNNBENCH_WORKER"  # JSON: the run's ceilings, which a worker takes as its own (it probes nothing)
+WORKER_ENV = "CNNBENCH_WORKER"  # JSON: the run's ceilings, which a worker takes as its own (it probes nothing), and
+# the seconds it has, after which it skips the cases left (its planner would plan the whole matrix, not its sample)
 TEST_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "test_cases.py")
 FAST_STEP_S = 0.010  # the report's step classes (bench.core.stats.FAST_STEP_MS): the sample takes both
 WORKER_TIMEOUT_FACTOR = 4  # a worker is stopped after this many times what it was planned to take, plus its start
@@ -31,12 +33,17 @@ def is_worker() -> bool:
 def worker_peaks():
     """The run's ceilings, in a worker process; None elsewhere."""
     from ..measure import device
-    return device.Peaks.given(json.loads(os.environ[WORKER_ENV])) if is_worker() else None
+    return device.Peaks.given(json.loads(os.environ[WORKER_ENV])["peaks"]) if is_worker() else None
+
+
+def worker_seconds() -> float | None:
+    """The seconds a worker process has from its start, or None (no limit, or not a worker)."""
+    return json.loads(os.environ[WORKER_ENV]).get("seconds") if is_worker() else None
 
 
 def _kind(m) -> str:
     """What a comparison compares: a deployment runtime, a precision, XLA, or two models (the cost example)."""
-    if m.case.runtime != "keras":
+    if m.case.runtime != KERAS:
         return "runtime"
     if m.case.precision != "float32":
         return "precision"
@@ -53,19 +60,19 @@ def sample(measured: dict, seconds: float) -> list[str]:
     """Test ids a spread worker times, in the run's order (each twin before its case): comparisons of both step
     classes and every kind (runtime, precision, XLA, two models) in turn, the cheapest of each first, one per model
     and setting, while their cost in a worker fits `seconds`."""
-    candidates = [m for m in measured.values() if m.twins and m.median_s and m.case.pass_index == 1
-                  and all(t in measured for t in m.twins)]
+    candidates = [m for m in measured.values() if m.twin_ids and m.median_s and m.case.pass_index == 1
+                  and all(t in measured for t in m.twin_ids)]
     groups = {}
-    for m in sorted(candidates, key=lambda m: m.seconds + sum(measured[t].seconds for t in m.twins)):
+    for m in sorted(candidates, key=lambda m: m.seconds + sum(measured[t].seconds for t in m.twin_ids)):
         groups.setdefault((m.median_s >= FAST_STEP_S, _kind(m)), []).append(m)
     chosen, seen, spent = set(), set(), 0.0
     for m in (m for turn in zip_longest(*groups.values()) for m in turn if m):  # every group in turn
         key = (m.case.model, m.case.runtime, m.case.precision, m.case.xla)
-        cost = WORKER_COST * sum(measured[t].seconds for t in {m.case.test_id, *m.twins} - chosen)
+        cost = WORKER_COST * sum(measured[t].seconds for t in {m.case.test_id, *m.twin_ids} - chosen)
         if key in seen or spent + cost > seconds:
             continue
         seen.add(key)
-        chosen |= {m.case.test_id, *m.twins}
+        chosen |= {m.case.test_id, *m.twin_ids}
         spent += cost
     return [test_id for test_id in measured if test_id in chosen]
 
@@ -85,14 +92,14 @@ def worker_argv(options: dict, test_ids: list[str], json_path: str, storage: str
 
 
 def run_workers(options: dict, test_ids: list[str], count: int, peaks: dict, planned_s: float, say,
-                first_pass: int, extra: tuple = (), **override) -> list[dict]:
+                first_pass: int, extra: tuple = (), seconds: float | None = None, **override) -> list[dict]:
     """The saved benchmarks of `count` worker processes timing `test_ids` one after another, each marked with its
     process (1, 2, ...) and its passes numbered on from `first_pass`. A worker that fails or outlasts its time is
     said and left out: the run keeps what the others measured."""
-    from ..measure.plan import WORKER_START_S
+    from ..measure.planning import WORKER_START_S
 
     found, scratch = [], tempfile.mkdtemp(prefix="cnnbench-workers-")
-    env = {**os.environ, WORKER_ENV: json.dumps(peaks)}
+    env = {**os.environ, WORKER_ENV: json.dumps({"peaks": peaks, "seconds": seconds})}
     try:
         for index in range(1, count + 1):
             path = os.path.join(scratch, f"worker{index}.json")
@@ -138,6 +145,6 @@ def _last_line(log: str) -> str:
 
 def spread_seconds_each(count: int) -> float:
     """Seconds of the run's own cases a spread worker may time again (its start aside)."""
-    from ..measure.plan import SPREAD_WORKER_S, WORKER_START_S
+    from ..measure.planning import SPREAD_WORKER_S, WORKER_START_S
 
     return max(0.0, SPREAD_WORKER_S - WORKER_START_S) if count else 0.0

@@ -6,7 +6,7 @@ import sys
 
 from ..core.cli import ArgumentParser, UsageError, run
 from ..core.files import atomic_write
-from .compare import compare, compare_ratios, terminal_summary
+from .compare import HEADERS, RATIO_HEADERS, as_rows, compare, compare_ratios, ratio_rows, terminal_summary
 from .render import FORMATS, md_table, summary, wrap, write_report
 from .runs import DEFAULT_STORAGE, companion_runs, load_run, merged_note, newest_run, resolve_ref
 
@@ -34,11 +34,12 @@ def _compare(args) -> int:
         raise UsageError("--compare takes BASE and at most one NEW run, and no other RUN")
     base = load_run(resolve_ref(args.compare[0], args.storage))
     new = load_run(resolve_ref(args.compare[1], args.storage) if len(args.compare) == 2 else newest_run(args.storage))
-    caption, headers, rows, slower = compare(base, new)
-    *ratios, agreed = compare_ratios(base, new)
+    caption, changes, slower = compare(base, new)
+    ratio_caption, ratios = compare_ratios(base, new)
     path = os.path.join(args.out, "compare.md")
-    atomic_write(path, md_table((caption, headers, rows)) + ("\n" + md_table(ratios) if ratios[2] else ""))
-    print(wrap(terminal_summary(base, new, rows, path, ratios[2], agreed)))
+    atomic_write(path, md_table((caption, HEADERS, as_rows(changes)))
+                 + ("\n" + md_table((ratio_caption, RATIO_HEADERS, ratio_rows(ratios))) if ratios else ""))
+    print(wrap(terminal_summary(base, new, changes, path, ratios)))
     if args.fail_above is not None:
         over = [(case, pct) for case, pct in slower if pct > args.fail_above]
         if over:

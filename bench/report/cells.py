@@ -1,6 +1,8 @@
 """A table cell's text, formatted at the last step from the numbers bench.report.select chose."""
 from __future__ import annotations
 
+from collections import Counter
+
 MISSING = "-"
 MARKS = {"faster": "▲", "slower": "▼", "within noise": "="}
 MARKS_NOTE = "▲ faster, ▼ slower, = within noise (99%); † unpaired: from the two cases' own figures"
@@ -37,3 +39,9 @@ def mfu(value) -> str:
     if value is None:
         return MISSING
     return f"{value * 100:.1f}" if value <= 1 else "over the ceiling: it read low"
+
+
+def verdict_counts(pairs) -> str:
+    """'faster in 3, slower in 1, within noise in 5': the verdicts of a finding's ratios."""
+    words = Counter(p.word for p in pairs)
+    return f"faster in {words['faster']}, slower in {words['slower']}, within noise in {words['within noise']}"

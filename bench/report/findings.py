@@ -11,16 +11,15 @@ import statistics
 from collections import Counter, defaultdict
 
 from ..core.records import MODES
-from .noise import verdict
+from .cells import verdict_counts
+from .noise import Pair, judged, verdict
 from .runtimes import runtime_lines
 from .select import (
     COST_EXAMPLES,
     REFERENCE,
-    Pair,
     backend_pairs,
     cost_example_pairs,
     in_reference,
-    judged,
     other_backends,
     pairs,
 )
@@ -59,11 +58,9 @@ def how_measured(found: list[Pair], runs=()) -> str:
 
 def effect(pairs_of_a_mode: list[Pair], runs=()) -> str:
     ratios = sorted(p.ratio for p in pairs_of_a_mode)
-    words = Counter(p.word for p in pairs_of_a_mode)
     how = how_measured(pairs_of_a_mode, runs)
     return (f"median {statistics.median(ratios):.2f}x over {len(ratios)} cases ({ratios[0]:.2f}x to {ratios[-1]:.2f}x"
-            f"{'; ' + how if how else ''}): faster in {words['faster']}, slower in {words['slower']}, within noise in "
-            f"{words['within noise']}")
+            f"{'; ' + how if how else ''}): {verdict_counts(pairs_of_a_mode)}")
 
 
 def effect_lines(runs) -> list[str]:

@@ -5,7 +5,18 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from ..core.stats import FAST_STEP_DRIFT, FAST_STEP_MS, MEDIAN_SE_FACTOR, STEP_DRIFT, one_pass_drift, robust_sigma, t95
+from ..core.records import KERAS
+from ..core.stats import (
+    FAST_STEP_DRIFT,
+    FAST_STEP_MS,
+    MEDIAN_SE_FACTOR,
+    STEP_DRIFT,
+    half_width,
+    log_half_width,
+    one_pass_drift,
+    robust_sigma,
+    t95,
+)
 
 
 def step_class(step_ms: float | None) -> str:
@@ -240,3 +251,40 @@ def verdict(base, new, base_noise: RunNoise = NO_NOISE, new_noise: RunNoise = NO
 def band_text(band: float) -> str:
     """A band in log terms as the percentages it allows down and up."""
     return f"-{-math.expm1(-band) * 100:.1f}/+{math.expm1(band) * 100:.1f}" if math.isfinite(band) else "±inf"
+
+
+@dataclass(frozen=True)
+class Pair:
+    base: dict
+    new: dict
+    ratio: float  # throughput of new over base
+    band: float  # the verdict's noise band, log terms (99%)
+    word: str  # faster, slower, within noise
+    paired: bool = False  # timed round by round beside its twin (else: two cases' figures, minutes apart)
+    half95: float = math.inf  # half-width of the ratio's 95% interval, relative to it
+    low: float = 0.0  # the ratio's 99% interval, which the verdict and the plots' bars use
+    high: float = math.inf
+    in_run95: float = math.inf  # of half95, what the pairs alone show (without the drift between moments)
+
+    @property
+    def label(self) -> str:
+        deployed = self.new.get("runtime", KERAS) != KERAS
+        runtime = f", {self.new['runtime_label']} {self.new['precision']}" if deployed else ""
+        return f"{self.new['model']}{runtime}, bs {self.new['batch_size']}"
+
+
+def judged(base, new, base_noise, new_noise) -> Pair:
+    """The ratio of two cases' throughputs and its verdict at 99%: from the pairs timed round by round where the
+    harness timed `new` beside `base` (the order-statistics interval of the median paired ratio); else from the two
+    cases' own figures, against the noise between passes of the run (bench.report.noise)."""
+    paired = next((p for p in new.get("paired") or [] if p["against"] == base["case"]), None)
+    if paired is not None:
+        ratio, (low, high) = paired["ratio"], paired["ci99"]
+        word = "faster" if low > 1 else "slower" if high < 1 else "within noise"
+        band = log_half_width(paired, "ci99")
+        in_run = half_width({"ratio": ratio, "ci95": paired.get("in_run95") or paired["ci95"]})
+        return Pair(base, new, ratio, band, word, True, half_width(paired), low, high, in_run)
+    change, band, word = verdict(base, new, base_noise, new_noise)
+    ratio = 1 + change
+    return Pair(base, new, ratio, band, word, False, math.expm1(band / VERDICT_WIDENING),
+                ratio * math.exp(-band), ratio * math.exp(band))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..core import journal
 from ..core.cli import UsageError
-from ..core.records import scaling
+from ..core.records import KERAS, scaling
 from ..core.stats import latency_summary_ms, paired_ratio
 from .noise import RatioNoise, RunNoise, pair_kind, ratio_noise, run_noise
 
@@ -161,7 +161,7 @@ def _flatten(bench: dict, run_name: str, device: str, backend: str) -> dict:
     info = bench.get("extra_info", {})
     record = {key: info.get(key) for key in FIELDS}
     record["backend"] = info.get("backend") or backend
-    record["runtime"] = info.get("runtime") or "keras"  # a run saved before the deployment runtimes: all Keras
+    record["runtime"] = info.get("runtime") or KERAS  # a run saved before the deployment runtimes: all Keras
     record["scenario"] = info.get("scenario") or "steps"
     latency = info.get("latency_ms") or {}
     for stat in ("p50", "p90", "p99", "mean", "min", "max", "stdev"):

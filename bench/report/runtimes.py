@@ -8,12 +8,12 @@ from collections import Counter, defaultdict
 
 from models.registry import natural_key
 
-from .cells import ratio_cell
-from .noise import PAIRED_INTERVAL
-from .select import KERAS, Pair, judged, runtime_of, twins
+from ..core.records import MIB
+from .cells import ratio_cell, verdict_counts
+from .noise import PAIRED_INTERVAL, Pair, judged
+from .select import KERAS, runtime_of, twins
 
 TENSORFLOW = {"runtime": KERAS, "precision": "float32", "xla": False}
-MIB = 2 ** 20
 ASTRAY = 0.5  # a max relative error this large: the export computes something else (int8 of a deep random model)
 
 
@@ -120,12 +120,10 @@ def runtime_lines(runs) -> list[str]:
         return []
     parts = []
     for (label, precision), found in sorted(groups.items()):
-        words = Counter(p.word for p in found)
         paired = [p.half95 for p in found if p.paired]
         how = f"; paired in {len(paired)}, ±{statistics.median(paired) * 100:.0f}% typical" if paired else ""
         parts.append(f"{label} {precision} median {statistics.median(p.ratio for p in found):.2f}x over "
-                     f"{len(found)} cases (faster in {words['faster']}, slower in {words['slower']}, within noise in "
-                     f"{words['within noise']}{how})")
+                     f"{len(found)} cases ({verdict_counts(found)}{how})")
     drift = ", ".join(sorted({r.ratio_noise.brief for r in runs if r.ratio_noise})) or "none"
     wins = Counter()
     for pairs_of_model in _batch1_by_model(runs).values():

@@ -2,20 +2,17 @@
 changed and the verdict on their ratio, the settings present, each setting's largest batch, the traced cases."""
 from __future__ import annotations
 
-import math
 import statistics
 from collections import Counter
-from dataclasses import dataclass
 
 from models.registry import COST_EXAMPLES, natural_key
 
-from ..core.stats import half_width, log_half_width
-from .noise import VERDICT_WIDENING, verdict
+from ..core.records import KERAS
+from .noise import Pair, judged
 
 # What makes a case the case it is; a twin differs from it in the fields a comparison changes, and no other.
 SETTING_FIELDS = ("device", "backend", "runtime", "model", "input_shape", "mode", "precision", "xla", "batch_size",
                   "replicas", "workers")
-KERAS = "keras"  # the runtime of the Keras backend's own steps; the others are deployment runtimes
 REFERENCE = {"mode": "infer", "runtime": KERAS, "precision": "float32", "xla": False}  # the zoo is compared in it
 BASE_BACKEND = "tensorflow"
 
@@ -46,42 +43,6 @@ def twins(cases, new: dict, base: dict) -> list[tuple[dict, dict]]:
             if twin is not None and twin is not case:
                 found.append((twin, case))
     return found
-
-
-@dataclass(frozen=True)
-class Pair:
-    base: dict
-    new: dict
-    ratio: float  # throughput of new over base
-    band: float  # the verdict's noise band, log terms (99%)
-    word: str  # faster, slower, within noise
-    paired: bool = False  # timed round by round beside its twin (else: two cases' figures, minutes apart)
-    half95: float = math.inf  # half-width of the ratio's 95% interval, relative to it
-    low: float = 0.0  # the ratio's 99% interval, which the verdict and the plots' bars use
-    high: float = math.inf
-    in_run95: float = math.inf  # of half95, what the pairs alone show (without the drift between moments)
-
-    @property
-    def label(self) -> str:
-        runtime = f", {self.new['runtime_label']} {self.new['precision']}" if runtime_of(self.new) != KERAS else ""
-        return f"{self.new['model']}{runtime}, bs {self.new['batch_size']}"
-
-
-def judged(base, new, base_noise, new_noise) -> Pair:
-    """The ratio of two cases' throughputs and its verdict at 99%: from the pairs timed round by round where the
-    harness timed `new` beside `base` (the order-statistics interval of the median paired ratio); else from the two
-    cases' own figures, against the noise between passes of the run (bench.report.noise)."""
-    paired = next((p for p in new.get("paired") or [] if p["against"] == base["case"]), None)
-    if paired is not None:
-        ratio, (low, high) = paired["ratio"], paired["ci99"]
-        word = "faster" if low > 1 else "slower" if high < 1 else "within noise"
-        band = log_half_width(paired, "ci99")
-        in_run = half_width({"ratio": ratio, "ci95": paired.get("in_run95") or paired["ci95"]})
-        return Pair(base, new, ratio, band, word, True, half_width(paired), low, high, in_run)
-    change, band, word = verdict(base, new, base_noise, new_noise)
-    ratio = 1 + change
-    return Pair(base, new, ratio, band, word, False, math.expm1(band / VERDICT_WIDENING),
-                ratio * math.exp(-band), ratio * math.exp(band))
 
 
 def pairs(runs, vary: str, base_value, new_value) -> list[Pair]:

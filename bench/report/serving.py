@@ -30,7 +30,7 @@ def served(runs) -> dict:
     return dict(sorted(found.items(), key=lambda item: (natural_key(item[0][2]), item[0][3])))
 
 
-def verdict(record) -> str:
+def validity(record) -> str:
     """VALID, or INVALID with LoadGen's reason: never a bare number for a run it did not accept."""
     if record is None:
         return "-"
@@ -65,11 +65,11 @@ def serving_table(view):
         steps = (single or {}).get("back_to_back_p90_ms") or steps_p90(view.runs, any_case)
         rules = {r.get("rules") for r in scenarios.values()}
         rows.append((view.label(any_case), engine, _figure(single, "p90_ms", ".3g"),
-                     "-" if steps is None else f"{steps:.3g}", verdict(single),
+                     "-" if steps is None else f"{steps:.3g}", validity(single),
                      "-" if server is None else _figure(server, "qps_at_bound", ".4g"),
                      "-" if server is None or server.get("p99_ms") is None else _figure(server, "p99_ms", ".3g"),
-                     "-" if server is None else f"{server.get('bound_ms', 0):.3g}", verdict(server),
-                     _figure(offline, "samples_per_s", ".4g"), verdict(offline),
+                     "-" if server is None else f"{server.get('bound_ms', 0):.3g}", validity(server),
+                     _figure(offline, "samples_per_s", ".4g"), validity(offline),
                      NOT_MINIMUM if "quick" in rules else "MLPerf's minimums"))
     return ("Serving (MLPerf LoadGen): SingleStream's p90 latency (ms) beside the same inference's p90 called back "
             "to back at batch 1, just before it (numpy in and out, as LoadGen's queries; else the steps case's): "
@@ -90,7 +90,7 @@ def trials_table(view):
                          "-" if trial.get("p99_ms") is None else f"{trial['p99_ms']:.3g}", trial.get("queries"),
                          " ".join(f"{size}:{n}" for size, n in sorted(trial.get("batches", {}).items(),
                                                                         key=lambda item: int(item[0]))),
-                         verdict(trial)))
+                         validity(trial)))
     return ("Server trials: each a LoadGen run at one offered rate (queries/s), its p99 latency (ms), the queries it "
             "ran and the batches the queue formed (size:count); the search's short trials are judged by their p99 "
             "against the bound, the rate reported is the best VALID one",

@@ -6,18 +6,18 @@ from collections import defaultdict
 
 from models.registry import natural_key, shape_text
 
-from ..core.records import PHASES
+from ..core.records import MIB, PHASES
 from ..core.stats import PERCENTILE_MIN_SAMPLES
 from . import grids, runtimes, select, serving
 from .cells import MISSING, mfu, num, pm, ratio_cell, si
-from .noise import PAIRED_INTERVAL, band_text
+from .noise import PAIRED_INTERVAL, band_text, judged
 from .runs import backend_of
 from .select import KERAS, runtime_of
 
 TIME_LABELS = {"timed": "timed rounds", "first_call": "first calls", "build": "building", "pilot": "pilots",
                "export": "exports", "trace": "traces", "probes": "probes",
                "workers": "worker processes", "other": "other"}
-GIB, MIB = 2 ** 30, 2 ** 20
+GIB = 2 ** 30
 P90_MIN, P99_MIN = PERCENTILE_MIN_SAMPLES["p90"], PERCENTILE_MIN_SAMPLES["p99"]
 PASSES_NOTE = ("; a case timed in several passes has the geometric mean of its passes' medians, known within the "
                "spread between passes pooled over the run's cases, which is the noise between runs")
@@ -271,7 +271,7 @@ def cost_example(view):
              f"{big['device']}, {big['backend']}" if view.multi_backend else big["device"], big["mode"],
              big["precision"], _on_off(big["xla"]), big["batch_size"],
              _ratio(big["macs_per_sample"], small["macs_per_sample"]),
-             ratio_cell(select.judged(big, small, noise[big["run"]], noise[big["run"]])))
+             ratio_cell(judged(big, small, noise[big["run"]], noise[big["run"]])))
             for big, small in found]
     return ("The cost example of the source documents: how many times the MACs and the measured median "
             f"latency of the module without 1x1 reductions exceed those of the one with them{RATIO_NOTE}",

@@ -18,7 +18,8 @@ import importlib
 import importlib.util
 import os
 
-KERAS = "keras"  # the Keras backend's own steps (TensorFlow, or JAX): the runtime every other is compared with
+from ...core.records import KERAS  # noqa: F401  (the runtime every deployment runtime is compared with)
+
 RUNTIMES = ("litert", "onnxruntime", "openvino")
 MODULES = {"litert": "litert", "onnxruntime": "onnx", "openvino": "openvino"}
 PRECISIONS = ("float32", "int8")

@@ -22,6 +22,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ...core.files import staged_folder
+
 CACHE_VARIABLE = "CNNBENCH_EXPORT_CACHE"
 CALIBRATION_BATCHES = 16  # synthetic single-sample batches for int8 calibration (uniform in [0, 1), as the inputs)
 REFERENCE_BATCH = 2
@@ -81,10 +83,8 @@ def make(root: str, runtime, model, model_name: str, input_size: str, precision:
     if precision != "float32" and runtime.QUANTIZES_EXPORT:
         float32 = make(root, runtime, model, model_name, input_size, "float32")
     name = folder_name(runtime, model_name, input_size, precision)
-    staging = os.path.join(root, f".staging-{os.getpid()}-{name}")
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
-    try:
+    final = os.path.join(root, name)
+    with staged_folder(final, os.path.join(root, f".staging-{os.getpid()}-{name}")) as staging:
         if float32 is not None:
             reference_input, reference_output = float32.reference_input, float32.reference_output
         else:
@@ -99,12 +99,6 @@ def make(root: str, runtime, model, model_name: str, input_size: str, precision:
         with open(os.path.join(staging, "export.json"), "w") as f:
             json.dump({"seconds": seconds, "size_bytes": size, "model": model_name, "input_size": input_size,
                        "precision": precision, "runtime": runtime.NAME, "versions": runtime.versions()}, f)
-        final = os.path.join(root, name)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return Export(os.path.join(final, runtime.FILE), seconds, size, False, reference_input, reference_output)
 
 
