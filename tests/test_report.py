@@ -570,9 +570,9 @@ def test_a_ratio_timed_round_by_round_is_reported_with_its_own_interval(tmp_path
     assert row.startswith("| lenet5 | 1.50x ±0% ▲ | 1.00x ±10% = |")  # with the verdicts
     line = next(line for line in md.splitlines() if line.startswith("- **What XLA"))
     others = len(_pairs_by_hand("xla", False, True)) - 2
-    assert (f"paired round by round in 2, ±5% typical (±5% from the pairs alone, the rest their drift between "
-            f"runs, measured between the run's passes, in one process); unpaired, from two cases minutes apart in "
-            f"{others}, ±") in line
+    assert (f"paired round by round in 2, ±5% typical, 1 within ±5% (±5% from the pairs alone, the rest their drift "
+            f"between runs, measured between the run's passes, in one process); unpaired, from two cases minutes apart "
+            f"in {others}, ±") in line
     assert "*What XLA buys: throughput with XLA over without (above 1.00x: XLA is faster); ± its 95% interval" in every
 
 

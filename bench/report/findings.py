@@ -41,6 +41,9 @@ def backend_lines(runs) -> list[str]:
     return lines
 
 
+KNOWN_WITHIN = 0.05  # a ratio known this well answers a comparison of settings (bench.measure.timing.PAIR_TARGET)
+
+
 def how_measured(found: list[Pair], runs=()) -> str:
     """How a finding's ratios were measured, and the change each could see: its 95% interval, typical over them, and
     where the between-run part of it came from."""
@@ -51,8 +54,9 @@ def how_measured(found: list[Pair], runs=()) -> str:
         if chosen:
             in_run = (f" (±{statistics.median(p.in_run95 for p in chosen) * 100:.0f}% from the pairs alone, the rest "
                       f"their drift between runs, {drift})" if paired else "")
+            known = f", {sum(p.half95 <= KNOWN_WITHIN for p in chosen)} within ±{KNOWN_WITHIN:.0%}" if paired else ""
             parts.append(f"{how} in {len(chosen)}, ±{statistics.median(p.half95 for p in chosen) * 100:.0f}% "
-                         f"typical{in_run}")
+                         f"typical{known}{in_run}")
     return "; ".join(parts)
 
 
