@@ -70,8 +70,9 @@ def test_report_html_renders_in_chromium_with_every_image_and_table(tmp_path):
     assert images and all(complete and width > 0 for _, complete, width in images), images
     assert {"Throughput against batch size, by family", "Roofline", "MACs against measured latency"} <= {
         alt for alt, _, _ in images}
-    assert headings == ["Findings", "Plots", "Tables"] and first_screen < 900
+    assert headings == ["Findings", "Plots", "Tables", "Every case"] and first_screen < 900
     assert any(line.startswith("What XLA") for line in findings)
-    assert any(caption.startswith("Throughput (samples/s") for caption in tables)
+    assert any(caption.startswith("Throughput, inference (samples/s") for caption in tables)  # a row per model
+    assert any(caption.startswith("Throughput (samples/s") for caption in tables)  # a row per case, folded
     assert any(caption.startswith("The fastest model of each family") for caption in tables)
     assert not overflowing and page_width <= WINDOW["width"], (overflowing, page_width)

