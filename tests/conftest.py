@@ -20,6 +20,16 @@ environment()  # as in bench/: allocator statistics on the CPU; Keras starts in 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE_MODELS = "lenet5,conv5x5"
 
+# Models whose blocks a shallower model of the zoo already has, only more of them: the quick loop builds the shallower
+# (and keras.applications' twins vgg16, resnet50, resnet50v2); `pytest` builds every model.
+DEEPER_SIBLINGS = {"vgg13", "vgg19", "resnet34", "resnet101", "resnet152", "resnet101v2", "resnet152v2",
+                   *(f"resnet{depth}{version}" for depth in (32, 44, 56, 110) for version in ("", "v2"))}
+
+
+def zoo(names) -> list:
+    """Model names as test parameters, the deeper siblings marked slow."""
+    return [pytest.param(name, marks=pytest.mark.slow) if name in DEEPER_SIBLINGS else name for name in names]
+
 
 def run_bench(*args, cwd, timeout=600, env=None):
     """`python -m pytest bench/ ...` in a subprocess, as a user runs it, in `cwd`: a test's own folder, so that its

@@ -6,6 +6,7 @@ import sys
 
 import keras
 import pytest
+from conftest import zoo
 from keras import layers
 from tfcount import tensorflow_flops, tensorflow_mac_flops
 
@@ -97,7 +98,7 @@ def test_resnet50_agrees_with_tensorflows_count_of_keras_resnet50():
     assert counts["Conv2D"] + counts["MatMul"] == 2 * model_cost(ours).macs
 
 
-@pytest.mark.parametrize("name", models.names())
+@pytest.mark.parametrize("name", zoo(models.names()))
 def test_tensorflow_counts_twice_our_macs(name):
     # At each model's small input: the count is exact at any size, and tracing a small graph is quick.
     model = models.build(name, input_shape=models.entry(name).small_input_shape)

@@ -40,12 +40,16 @@ def test_every_test_that_starts_tensorflow_processes_or_loadgen_is_marked_slow()
     for path in sorted(ROOT.glob("tests/test_*.py")):
         source = path.read_text()
         module_slow = "pytestmark = pytest.mark.slow" in source
-        for node in ast.parse(source).body:
-            if not (isinstance(node, ast.FunctionDef) and node.name.startswith("test_")):
+        functions = [node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)]
+        # a module's own helper that starts a process is a sign too
+        signs = (*SLOW_SIGNS, *(f"{node.name}(" for node in functions if not node.name.startswith("test_")
+                                and any(sign in ast.get_source_segment(source, node) for sign in SLOW_SIGNS)))
+        for node in functions:
+            if not node.name.startswith("test_"):
                 continue
             text = ast.get_source_segment(source, node)
             marked = module_slow or any("mark.slow" in ast.unparse(d) for d in node.decorator_list)
-            slow = any(sign in text for sign in SLOW_SIGNS) or SLOW_FIXTURES & {a.arg for a in node.args.args}
+            slow = any(sign in text for sign in signs) or SLOW_FIXTURES & {a.arg for a in node.args.args}
             if slow and not marked and path.name not in QUICK_ANYWAY:
                 unmarked.append(f"{path.name}::{node.name}")
     assert not unmarked, unmarked

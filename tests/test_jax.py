@@ -85,6 +85,7 @@ def test_loadgen_serves_the_jax_inference_step_compiled(jax_run):
         assert info["serving"]["p90_ms"] > 0 and info["serving"]["queries"] >= 64 and info["serving"]["batches"]
 
 
+@pytest.mark.slow
 def test_the_jax_training_step_learns_and_leaves_the_model_readable():
     out = _on_jax("""
 import numpy as np, keras, models

@@ -26,13 +26,15 @@ def _zoo_run():
     return SimpleNamespace(name="zoo", machine=machine, cases=cases, scaled=(), noise=None)
 
 
-@pytest.fixture
-def figures(monkeypatch, tmp_path):
-    kept = {}
-    monkeypatch.setattr(plots, "_save", lambda fig, out_dir, name, write: kept.setdefault(name, fig) and name)
-    run = _zoo_run()
-    plots.roofline([run], str(tmp_path), None)
-    plots.macs_vs_latency(run.cases, str(tmp_path), None)
+@pytest.fixture(scope="module")
+def figures(tmp_path_factory):
+    """The two labelled plots of the zoo run, drawn once and kept as figures."""
+    kept, out = {}, str(tmp_path_factory.mktemp("plots"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plots, "_save", lambda fig, out_dir, name, write: kept.setdefault(name, fig) and name)
+        run = _zoo_run()
+        plots.roofline([run], out, None)
+        plots.macs_vs_latency(run.cases, out, None)
     return kept, {c["model"] for c in run.cases}
 
 
@@ -59,3 +61,12 @@ def test_labels_keep_apart_at_the_written_size(figures, name):
                 box = boxes[id(label)]
                 assert not any(box.contains(x, y) for x, y in line), (label.get_text(), arrow.patchA.get_text())
     assert len(labels) >= 0.5 * len(names), f"{len(labels)} of {len(names)} models labelled"
+
+
+def test_the_rooflines_dram_traffic_reads_the_weights_and_moves_each_activation():
+    from bench.core.traffic import dram_bytes_per_step
+
+    case = {"params": 1_000, "activation_bytes_per_sample": 50, "batch_size": 4, "mode": "infer"}
+    assert dram_bytes_per_step(case) == 4 * 1_000 + 2 * 50 * 4  # float32 weights once, activations out and in
+    assert dram_bytes_per_step(dict(case, mode="train")) == 3 * 4 * 1_000 + 4 * 50 * 4
+    assert dram_bytes_per_step(dict(case, activation_bytes_per_sample=None)) is None  # a record without the counts

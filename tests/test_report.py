@@ -1,7 +1,9 @@
 """The report: tables from a real saved run, CSV round trip, plots, HTML, comparison verdicts, bad input."""
+import contextlib
 import copy
 import csv
 import datetime
+import io
 import json
 import math
 import os
@@ -55,14 +57,24 @@ def _fixture_cases():
     return cases
 
 
+@pytest.fixture(scope="module")
+def fixture_report(tmp_path_factory):
+    """The fixture's report in every format, with its plots, and what it printed: rendered once for the tests that
+    read it as it is."""
+    out = tmp_path_factory.mktemp("report")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert report_main([str(FIXTURE), "--out", str(out), "--format", "md,csv,html"]) == 0
+    return SimpleNamespace(out=out, md=(out / "report.md").read_text(), printed=printed.getvalue())
+
+
 def _every_case_md(path) -> str:
     """The tables of every case (report.html's, folded) as markdown, spaces squeezed."""
     return re.sub(" +", " ", "\n".join(md_table(table) for table in tables([load_run(str(path))])[1]))
 
 
-def test_machine_table_has_the_ceiling_its_probe_and_the_harness_overhead(tmp_path):
-    assert report_main([str(FIXTURE), "--out", str(tmp_path), "--no-plots"]) == 0
-    md = (tmp_path / "report.md").read_text()
+def test_machine_table_has_the_ceiling_its_probe_and_the_harness_overhead(fixture_report):
+    md = fixture_report.md
     data = json.loads(FIXTURE.read_text())
     machine = data["machine_info"]["cnnbench"]
     ceiling = (f"| ceiling, float32 (TFLOP/s) | {machine['peak_flops_per_s']['float32'] / 1e12:.3g} "
@@ -101,9 +113,8 @@ def test_a_run_of_the_first_schema_still_reports(tmp_path):
     assert "| cases | 12 |" in md and "| complete | yes |" in md
 
 
-def test_report_tables_hold_the_fixtures_numbers(tmp_path, capsys):
-    assert report_main([str(FIXTURE), "--out", str(tmp_path), "--format", "md,csv,html"]) == 0
-    md = (tmp_path / "report.md").read_text()
+def test_report_tables_hold_the_fixtures_numbers(fixture_report):
+    md = fixture_report.md
     lenet = next(c for c in _fixture_cases() if c["case"] == "lenet5-infer-bs8-noxla-float32")
     assert f"{lenet['throughput']:,.1f} ±" in md
     assert lenet["rounds"] < 662  # so the p99 is "-", as is a p90 below 64 rounds
@@ -120,18 +131,17 @@ def test_report_tables_hold_the_fixtures_numbers(tmp_path, capsys):
     # one row per model in each table a person reads; every case's rows are in report.html, folded
     throughput = md[md.index("*Throughput"):].split("\n\n")[1]
     assert sum(line.startswith("| lenet5 ") for line in throughput.splitlines()) == 1
-    page = (tmp_path / "report.html").read_text()
+    page = (fixture_report.out / "report.html").read_text()
     assert page.count("<details>") == len(tables([load_run(str(FIXTURE))])[1]) > 0
     assert "![Throughput against batch size, by family]" in md
     cases = _fixture_cases()
-    out = capsys.readouterr().out
+    out = fixture_report.printed
     assert f"{len(cases)} cases of {len({c['model'] for c in cases})} models" in out
     assert "report.html" in out and max(len(line) for line in out.splitlines()) <= 120
 
 
-def test_csv_round_trips(tmp_path):
-    assert report_main([str(FIXTURE), "--out", str(tmp_path), "--format", "csv", "--no-plots"]) == 0
-    with open(tmp_path / "report.csv") as f:
+def test_csv_round_trips(fixture_report):
+    with open(fixture_report.out / "report.csv") as f:
         rows = list(csv.DictReader(f))
     cases = {c["case"]: c for c in _fixture_cases()}
     assert len(rows) == len(cases) >= 12
@@ -144,9 +154,10 @@ def test_csv_round_trips(tmp_path):
         assert int(row["macs_per_sample"]) == case["macs_per_sample"] and int(row["depth"]) == case["depth"]
 
 
-def test_plots_are_pngs_and_html_embeds_them(tmp_path):
-    assert report_main([str(FIXTURE), "--out", str(tmp_path), "--format", "html"]) == 0
+def test_plots_are_pngs_and_html_embeds_them(fixture_report):
     import matplotlib.image
+
+    tmp_path = fixture_report.out
 
     names = ("throughput.png", "speedup_xla.png", "speedup_mixed_bfloat16.png", "roofline.png", "macs_vs_latency.png")
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == sorted(names)
@@ -178,9 +189,8 @@ def _pairs_by_hand(vary, base_value, new_value, mode="infer"):
             and (*key[:position], base_value, *key[position + 1:]) in cases]
 
 
-def test_the_report_opens_with_its_findings_and_their_numbers(tmp_path):
-    assert report_main([str(FIXTURE), "--out", str(tmp_path), "--no-plots"]) == 0
-    md = (tmp_path / "report.md").read_text()
+def test_the_report_opens_with_its_findings_and_their_numbers(fixture_report):
+    md = fixture_report.md
     assert md.index("## Findings") < md.index("## Tables") and md.index("*The fastest model") < md.index("## Tables")
     findings = md[md.index("## Findings"):md.index("## Tables")]
     for title, ratios in (("XLA", _pairs_by_hand("xla", False, True)),
@@ -195,9 +205,8 @@ def test_the_report_opens_with_its_findings_and_their_numbers(tmp_path):
     assert len(titles) == len(set(titles)), titles
 
 
-def test_the_fastest_model_of_each_family_is_named_at_each_batch_size(tmp_path):
-    assert report_main([str(FIXTURE), "--out", str(tmp_path), "--no-plots"]) == 0
-    md = re.sub(" +", " ", (tmp_path / "report.md").read_text())
+def test_the_fastest_model_of_each_family_is_named_at_each_batch_size(fixture_report):
+    md = re.sub(" +", " ", fixture_report.md)
     reference = [c for c in _fixture_cases() if (c["mode"], c["precision"], c["xla"]) == ("infer", "float32", False)
                  and c["family"] == "resnet-cifar"]
     found = next(line for line in md.splitlines() if line.startswith("| resnet-cifar |"))
@@ -325,15 +334,14 @@ def test_one_pass_runs_fall_back_on_the_drift_of_the_machines_speed_and_of_the_s
     assert run_noise([_case(100, 0.01)]).probe_sigma is None
 
 
-def test_skipped_cases_are_listed_with_their_reason(tmp_path, capsys):
-    report_main([str(FIXTURE), "--out", str(tmp_path / "none")])
-    assert "Skipped cases" not in (tmp_path / "none" / "report.md").read_text()
+def test_skipped_cases_are_listed_with_their_reason(fixture_report, tmp_path, capsys):
+    assert "Cases not measured" not in fixture_report.md
     data = json.loads(FIXTURE.read_text())
     reason = "outside the time budget"
     data["cnnbench"]["skipped"] = [{"case": f"vgg19-infer-bs8-noxla-{p}", "reason": reason}
                                    for p in ("float32", "mixed_bfloat16")]
     (tmp_path / "run.json").write_text(json.dumps(data))
-    assert report_main([str(tmp_path / "run.json"), "--out", str(tmp_path)]) == 0
+    assert report_main([str(tmp_path / "run.json"), "--out", str(tmp_path), "--no-plots"]) == 0
     md = re.sub(" +", " ", (tmp_path / "report.md").read_text())
     assert "*Cases not measured, by reason" in md and f"| {reason} | 2 |" in md
     assert f"vgg19-infer-bs8-noxla-float32 | {reason}" in _every_case_md(tmp_path / "run.json")
@@ -347,7 +355,7 @@ def test_what_the_budget_left_out_is_listed_by_priority_with_the_budget_that_adm
         {"tier": "training", "cases": 64, "outside": 5, "admits_all_minutes": 22},
         {"tier": "the runtimes' int8", "cases": 92, "outside": 92, "admits_all_minutes": 31}])
     (tmp_path / "run.json").write_text(json.dumps(data))
-    assert report_main([str(tmp_path / "run.json"), "--out", str(tmp_path)]) == 0
+    assert report_main([str(tmp_path / "run.json"), "--out", str(tmp_path), "--no-plots"]) == 0
     md = re.sub(" +", " ", (tmp_path / "report.md").read_text())
     assert "| 1 | each model's first inference case | 32 | 32 | |" in md
     assert "| 2 | training | 59 | 64 | --time-budget 22 |" in md
@@ -356,17 +364,16 @@ def test_what_the_budget_left_out_is_listed_by_priority_with_the_budget_that_adm
             "admits all up to it); 3 the runtimes' int8, 92 of 92 (`--time-budget 31` admits all up to it)." in md)
 
 
-def test_the_report_says_where_the_time_went_and_which_precisions_ran(tmp_path, capsys):
-    assert report_main([str(FIXTURE), "--out", str(tmp_path)]) == 0
+def test_the_report_says_where_the_time_went_and_which_precisions_ran(fixture_report):
     data = json.loads(FIXTURE.read_text())["cnnbench"]
     spent, speedup = data["time_s"], json.loads(FIXTURE.read_text())["machine_info"]["cnnbench"]["precision_speedup"]
     assert sum(spent.get(phase, 0) for phase in (*PHASES, "other")) == pytest.approx(spent["total"], abs=0.1)
-    md = re.sub(" +", " ", (tmp_path / "report.md").read_text())
+    md = re.sub(" +", " ", fixture_report.md)
     timed_share = f"| timed rounds | {spent['timed']:.0f} s | {spent['timed'] / spent['total']:.0%} |"
     assert "*Where the run's time went" in md and timed_share in md
     assert "*Precisions" in md and all(f"| {p} | {r:.2f}x" in md for p, r in speedup.items())
     assert f"{spent['total'] / 60:.1f} min, {spent['timed'] / spent['total']:.0%} of it in timed rounds" in (
-        capsys.readouterr().out)
+        fixture_report.printed)
 
 
 def _run_file(tmp_path, name, scale, drop=None):

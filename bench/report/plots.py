@@ -19,6 +19,7 @@ from matplotlib.transforms import Bbox  # noqa: E402
 from models.registry import natural_key  # noqa: E402
 
 from ..core.records import MODES  # noqa: E402
+from ..core.traffic import dram_bytes_per_step  # noqa: E402
 from .runtimes import runtime_pairs  # noqa: E402
 from .select import KERAS, REFERENCE, in_reference, pairs, runtime_of  # noqa: E402
 from .serving import load_curves  # noqa: E402
@@ -220,30 +221,20 @@ def speedup_chart(runs, vary, base_value, new_value, title, name, out_dir, write
     return _save(fig, out_dir, name, write)
 
 
-def bytes_per_step(case) -> float | None:
-    """DRAM traffic of a step, estimated: float32 weights read once (training: read twice, gradients written) and
-    every activation written and read once (training: kept for the backward pass and its gradient made, 4x). Caches
-    catch part of it on a CPU, so a small model can sit above its bandwidth roof."""
-    if not case.get("params") or not case.get("activation_bytes_per_sample"):
-        return None
-    weights, activations = 4.0 * case["params"], case["activation_bytes_per_sample"] * case["batch_size"]
-    return weights + 2 * activations if case["mode"] == "infer" else 3 * weights + 4 * activations
-
-
 def roofline(runs, out_dir, write):
     devices = defaultdict(lambda: {"cases": [], "peaks": {}, "bandwidth": None})
     for run in runs:
         device = devices[run.machine.get("device", "-")]
         device["peaks"].update(run.machine.get("peak_flops_per_s") or {})
         device["bandwidth"] = device["bandwidth"] or run.machine.get("peak_bandwidth_bytes_per_s")
-        device["cases"].extend(c for c in run.cases if c.get("achieved_tflops") and bytes_per_step(c))
+        device["cases"].extend(c for c in run.cases if c.get("achieved_tflops") and dram_bytes_per_step(c))
     devices = {name: d for name, d in devices.items() if d["cases"] and d["peaks"] and d["bandwidth"]}
     if not devices:
         return None
     fig, axes = plt.subplots(1, len(devices), figsize=(WIDTH, 7), squeeze=False, layout="constrained")
     for ax, (name, device) in zip(axes[0], sorted(devices.items())):
         precisions = sorted({c["precision"] for c in device["cases"]}, key=lambda p: p != "float32")
-        intensity = {id(c): c["flops_per_step"] / bytes_per_step(c) for c in device["cases"]}
+        intensity = {id(c): c["flops_per_step"] / dram_bytes_per_step(c) for c in device["cases"]}
         x = [min(intensity.values()) / 2, max(intensity.values()) * 2]
         grid = [x[0] * (x[1] / x[0]) ** (i / 200) for i in range(201)]
         for i, precision in enumerate(precisions):
