@@ -100,6 +100,9 @@ class Setup:
         return (self.host_x, self.y) if which.runtime != KERAS else (self.x, self.y)
 
 
+SERVING_ROOT = "results/traces/serving"  # a session's LoadGen logs, when it names no run folder
+
+
 @dataclass
 class Harness:
     matrix: Matrix
@@ -122,7 +125,7 @@ class Harness:
     deadline: float | None = None  # a worker process's end (perf_counter): later cases are skipped, not planned
     export_root: str = field(default_factory=exports.default_root)  # the deployment runtimes' export cache
     failed_exports: dict = field(default_factory=dict)  # (runtime, model, precision) -> why: its other cases skip
-    serving_root: str = "results/traces/serving"  # the run's folder: LoadGen's logs go in <case>/loadgen/
+    serving_root: str = SERVING_ROOT  # the run's folder: LoadGen's logs go in <case>/loadgen/
     served: dict = field(default_factory=dict)  # (model, runtime, scenario) -> its figures, for the later scenarios
 
     def skip(self, case: Case, reason: str, *, failed: bool = False):

@@ -11,7 +11,7 @@ from ..engines import runtimes
 from ..engines.distribute import Scale
 from ..engines.runtimes import KERAS, exports
 from . import device, plan
-from .harness import Harness, reference_twins, unsupported
+from .harness import SERVING_ROOT, Harness, reference_twins, unsupported
 from .matrix import STEPS, Case, Matrix
 from .timing import Budget
 
@@ -26,16 +26,18 @@ def spread_seconds(matrix) -> float:
 
 
 def open_session(matrix: Matrix, *, tracer=None, started: float | None = None, scale: Scale | None = None,
-                 export_root: str | None = None, peaks: device.Peaks | None = None) -> Harness:
+                 export_root: str | None = None, peaks: device.Peaks | None = None, seconds: float | None = None,
+                 serving_root: str = SERVING_ROOT) -> Harness:
     """The session's harness: ceilings measured in every candidate precision, the precisions the device runs fast
     kept (all of them when named; in a cluster, those the chief keeps), and the cases planned to the time budget,
-    counted from `started`."""
+    counted from `started`; a worker process's cases skipped after its `seconds`."""
     scale = scale or Scale()
     budget = Budget(min_rounds=matrix.min_rounds, max_seconds=matrix.case_seconds, fixed_pilot=bool(scale.cluster))
-    harness = Harness(matrix, budget, tracer=tracer, scale=scale, export_root=export_root or exports.default_root(),
-                      peaks=peaks or device.Peaks())
     probing = time.perf_counter()
-    harness.started = started if started is not None else probing
+    started = started if started is not None else probing
+    harness = Harness(matrix, budget, tracer=tracer, scale=scale, export_root=export_root or exports.default_root(),
+                      peaks=peaks or device.Peaks(), started=started, deadline=started + seconds if seconds else None,
+                      serving_root=serving_root)
     with harness.clock("probes"):
         harness.speedups = device.speedups(harness.peaks, matrix.precisions or ("float32",))
     if not matrix.explicit_precisions:

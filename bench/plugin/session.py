@@ -99,11 +99,9 @@ class Session:
                                 profiles=cluster is None or cluster.is_chief)
             self.harness = open_session(self.matrix, tracer=tracer, started=self.started, scale=self.scale,
                                         export_root=self.config.getoption("cnnbench_export_cache"),
-                                        peaks=workers.worker_peaks())
-            seconds = workers.worker_seconds()
-            if seconds:
-                self.harness.deadline = self.started + seconds
-            self.harness.serving_root = os.path.join(self.config.getoption("cnnbench_trace_dir"), self.run_name)
+                                        peaks=workers.worker_peaks(), seconds=workers.worker_seconds(),
+                                        serving_root=os.path.join(self.config.getoption("cnnbench_trace_dir"),
+                                                                  self.run_name))
             self._open_journal()
         return self.harness
 
