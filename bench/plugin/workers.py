@@ -17,12 +17,12 @@ import tempfile
 from itertools import zip_longest
 
 from ..core.records import KERAS
+from ..core.stats import FAST_STEP_MS
 from .options import MATRIX_OPTIONS, NUMBER_HELP
 
 WORKER_ENV = "CNNBENCH_WORKER"  # JSON: the run's ceilings, which a worker takes as its own (it probes nothing), and
 # the seconds it has, after which it skips the cases left (its planner would plan the whole matrix, not its sample)
 TEST_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "test_cases.py")
-FAST_STEP_S = 0.010  # the report's step classes (bench.core.stats.FAST_STEP_MS): the sample takes both
 WORKER_TIMEOUT_FACTOR = 4  # a worker is stopped after this many times what it was planned to take, plus its start
 
 
@@ -64,7 +64,7 @@ def sample(measured: dict, seconds: float) -> list[str]:
                   and all(t in measured for t in m.twin_ids)]
     groups = {}
     for m in sorted(candidates, key=lambda m: m.seconds + sum(measured[t].seconds for t in m.twin_ids)):
-        groups.setdefault((m.median_s >= FAST_STEP_S, _kind(m)), []).append(m)
+        groups.setdefault((m.median_s * 1e3 >= FAST_STEP_MS, _kind(m)), []).append(m)  # the report's step classes
     chosen, seen, spent = set(), set(), 0.0
     for m in (m for turn in zip_longest(*groups.values()) for m in turn if m):  # every group in turn
         key = (m.case.model, m.case.runtime, m.case.precision, m.case.xla)
