@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..core import journal
 from ..core.cli import UsageError
-from ..core.records import KERAS, scaling
+from ..core.records import KERAS, STEPS, scaling
 from ..core.stats import latency_summary_ms, paired_ratio
 from .noise import RatioNoise, RunNoise, pair_kind, ratio_noise, run_noise
 
@@ -162,7 +162,7 @@ def _flatten(bench: dict, run_name: str, device: str, backend: str) -> dict:
     record = {key: info.get(key) for key in FIELDS}
     record["backend"] = info.get("backend") or backend
     record["runtime"] = info.get("runtime") or KERAS  # a run saved before the deployment runtimes: all Keras
-    record["scenario"] = info.get("scenario") or "steps"
+    record["scenario"] = info.get("scenario") or STEPS
     latency = info.get("latency_ms") or {}
     for stat in ("p50", "p90", "p99", "mean", "min", "max", "stdev"):
         record[f"latency_{stat}_ms"] = latency.get(stat)
@@ -233,8 +233,8 @@ def load_run(path: str) -> Run:
         by_case.setdefault(bench["extra_info"].get("case") or bench.get("name"), []).append(bench)
     records = [_case_record(passes, name, machine.get("device", "-"), backend_of(machine))
                for passes in by_case.values()]
-    serving = tuple(r for r in records if r["scenario"] != "steps")
-    records = [r for r in records if r["scenario"] == "steps"]
+    serving = tuple(r for r in records if r["scenario"] != STEPS)
+    records = [r for r in records if r["scenario"] == STEPS]
     noise, drift = run_noise(records), ratio_noise(records)
     for record in records:  # a paired ratio's interval holds the drift between moments that its pairs cannot see
         record["paired"] = [drift.widened(p, len(p[f"by_{drift.unit}"]), record.get("latency_p50_ms"),
